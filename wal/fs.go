@@ -1,0 +1,95 @@
+package wal
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// FS is the file system the log works on. The default is the operating
+// system's; tests substitute one that fails operations or forgets unsynced
+// writes (package waltest).
+type FS interface {
+	// OpenFile opens a file like os.OpenFile.
+	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
+	Remove(name string) error
+	Rename(oldname, newname string) error
+	// Link makes newname a second name of oldname's file.
+	Link(oldname, newname string) error
+	MkdirAll(dir string, perm fs.FileMode) error
+	// ReadDir lists the names in dir, sorted.
+	ReadDir(dir string) ([]string, error)
+	// SyncDir makes the entries of dir (creations, renames, removals) durable.
+	SyncDir(dir string) error
+}
+
+// File is an open file of an FS.
+type File interface {
+	io.Writer
+	io.ReaderAt
+	io.Closer
+	// Sync makes the file's written data durable.
+	Sync() error
+	Truncate(size int64) error
+	Stat() (fs.FileInfo, error)
+}
+
+// OSFS is the operating system's file system. Sync uses fdatasync.
+type OSFS struct{}
+
+var _ FS = OSFS{}
+
+func (OSFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+func (OSFS) Remove(name string) error                    { return os.Remove(name) }
+func (OSFS) Rename(oldname, newname string) error        { return os.Rename(oldname, newname) }
+func (OSFS) Link(oldname, newname string) error          { return os.Link(oldname, newname) }
+func (OSFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(dir, perm) }
+
+func (OSFS) ReadDir(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names, nil
+}
+
+func (OSFS) SyncDir(dir string) error {
+	d, err := os.Open(filepath.Clean(dir))
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type osFile struct{ *os.File }
+
+// Sync flushes data and the metadata needed to read it back (the size), not
+// timestamps: fdatasync is what a log needs and is cheaper than fsync.
+func (f osFile) Sync() error {
+	for {
+		err := syscall.Fdatasync(int(f.File.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
