@@ -28,6 +28,7 @@ type FS interface {
 // File is an open file of an FS.
 type File interface {
 	io.Writer
+	io.WriterAt
 	io.ReaderAt
 	io.Closer
 	// Sync makes the file's written data durable.

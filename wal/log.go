@@ -39,6 +39,8 @@ type segment struct {
 	closed  bool
 	last    uint64 // last LSN when known exactly; 0 = derive from the next segment
 	modTime time.Time
+	// preallocated: the file was zero-filled ahead (see prepare.go).
+	preallocated bool
 }
 
 // Log is a segmented write-ahead log. Appends from any number of goroutines
@@ -50,27 +52,33 @@ type Log struct {
 	logger   *slog.Logger
 	readOnly bool
 
-	mu        sync.Mutex
-	nextLSN   uint64
-	pending   []byte // framed records not yet handed to the file system
-	pendingN  int
-	written   uint64 // last LSN handed to the file system
-	durable   uint64 // last LSN durable under the sync policy
-	err       error  // sticky
-	stopped   bool   // appends refused (Close, Run returned)
-	durableCh chan struct{}
-	drainedCh chan struct{}
-	segs      []*segment // ordered by first LSN; the last one is active
-	cursors   map[string]uint64
-	counters  counters
+	mu       sync.Mutex
+	nextLSN  uint64
+	pending  []byte // framed records not yet handed to the file system
+	pendingN int
+	written  uint64 // last LSN handed to the file system
+	durable  uint64 // last LSN durable under the sync policy
+	// durableLSN mirrors durable for lock-free reads by waiters.
+	durableLSN atomic.Uint64
+	err        error // sticky
+	stopped    bool  // appends refused (Close, Run returned)
+	durableCh  chan struct{}
+	drainedCh  chan struct{}
+	segs       []*segment // ordered by first LSN; the last one is active
+	cursors    map[string]uint64
+	counters   counters
 
-	kick    chan struct{} // an append is pending
-	rotated chan struct{} // a segment was closed
+	kick         chan struct{} // an append is pending
+	rotated      chan struct{} // a segment was closed
+	needPrepared chan struct{} // the prepared spare segment was used
+	prepared     bool          // guarded by mu: a spare segment is ready
 
 	// Owned by the committer (Run, or Close when Run never started).
-	active   File
-	spare    []byte
-	lastSync time.Time
+	active    File
+	spare     []byte
+	lastSync  time.Time
+	syncTook  time.Duration // duration of the last fsync
+	batchPeak int           // recent peak of records per batch
 
 	repairMu  sync.Mutex
 	cursorMu  sync.Mutex
@@ -146,19 +154,20 @@ func OpenReadOnly(opts Options) (*Log, error) {
 
 func newLog(opts Options) *Log {
 	return &Log{
-		opts:      opts,
-		fs:        opts.FS,
-		dir:       opts.Dir,
-		logger:    opts.Logger,
-		nextLSN:   1,
-		durableCh: make(chan struct{}),
-		drainedCh: make(chan struct{}),
-		cursors:   map[string]uint64{},
-		kick:      make(chan struct{}, 1),
-		rotated:   make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		counters:  counters{Dropped: map[string]uint64{}},
+		opts:         opts,
+		fs:           opts.FS,
+		dir:          opts.Dir,
+		logger:       opts.Logger,
+		nextLSN:      1,
+		durableCh:    make(chan struct{}),
+		drainedCh:    make(chan struct{}),
+		cursors:      map[string]uint64{},
+		kick:         make(chan struct{}, 1),
+		rotated:      make(chan struct{}, 1),
+		needPrepared: make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		done:         make(chan struct{}),
+		counters:     counters{Dropped: map[string]uint64{}},
 	}
 }
 
@@ -214,6 +223,9 @@ func (l *Log) appendErrLocked() error {
 // the process (and, under SyncAlways and SyncInterval, of the machine).
 func (l *Log) WaitDurable(ctx context.Context, lsn uint64) error {
 	for {
+		if lsn <= l.durableLSN.Load() {
+			return nil // the common case after a wake-up: no lock
+		}
 		l.mu.Lock()
 		durable, err, ch := l.durable, l.err, l.durableCh
 		stopped := l.stopped && l.pendingN == 0 && l.written == l.durable
@@ -279,6 +291,10 @@ func (l *Log) Run(ctx context.Context) error {
 	bg, cancelBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancelBG(); wg.Wait() }()
+	if l.preallocating() {
+		l.needPrepared <- struct{}{}
+		wg.Go(func() { l.prepareLoop(bg) })
+	}
 	if l.opts.VerifyOnStart {
 		wg.Go(func() {
 			if _, err := l.Verify(bg, true); err != nil && bg.Err() == nil {
@@ -293,6 +309,9 @@ func (l *Log) Run(ctx context.Context) error {
 	syncArmed := false
 	retention := time.NewTicker(l.opts.RetentionCheck)
 	defer retention.Stop()
+	gatherTimer := time.NewTimer(time.Hour)
+	gatherTimer.Stop()
+	defer gatherTimer.Stop()
 
 	for {
 		select {
@@ -301,6 +320,7 @@ func (l *Log) Run(ctx context.Context) error {
 		case <-l.stop:
 			return l.shutdown()
 		case <-l.kick:
+			l.gather(gatherTimer)
 		case <-syncTimer.C:
 			syncArmed = false
 		case <-retention.C:
@@ -315,6 +335,35 @@ func (l *Log) Run(ctx context.Context) error {
 		if wait > 0 && !syncArmed {
 			syncTimer.Reset(wait)
 			syncArmed = true
+		}
+	}
+}
+
+// gather lingers briefly under SyncAlways so that the appenders released by
+// the previous fsync share the next one. Without it, the first of them to
+// re-append triggers an fsync of one record while the rest queue behind it,
+// halving the batch size (the reasoning of PostgreSQL's commit_delay, made
+// adaptive): wait until as many records are pending as recent batches had,
+// at most half the last fsync's duration.
+func (l *Log) gather(timer *time.Timer) {
+	target := l.batchPeak
+	if l.opts.Sync != SyncAlways || target < 2 {
+		return
+	}
+	linger := min(l.syncTook/2, time.Millisecond)
+	timer.Reset(linger)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		n := l.pendingN
+		l.mu.Unlock()
+		if n >= target {
+			return
+		}
+		select {
+		case <-l.kick:
+		case <-timer.C:
+			return
 		}
 	}
 }
@@ -361,6 +410,9 @@ func (l *Log) commit(final bool) (time.Duration, error) {
 	}
 	seg := l.segs[len(l.segs)-1]
 	full := seg.size >= l.opts.SegmentSize && seg.size > headerSize
+	// Move off a segment that was not preallocated as soon as a spare is
+	// ready (after a fresh start), so that fsyncs get cheap early.
+	full = full || (l.prepared && !seg.preallocated && seg.size > headerSize)
 	l.mu.Unlock()
 
 	if n > 0 {
@@ -370,7 +422,7 @@ func (l *Log) commit(final bool) (time.Duration, error) {
 				return 0, l.fail(err)
 			}
 		}
-		if _, err := l.active.Write(batch); err != nil {
+		if _, err := l.active.WriteAt(batch, seg.size); err != nil {
 			return 0, l.fail(fmt.Errorf("write %s: %w", seg.path, err))
 		}
 		l.mu.Lock()
@@ -380,6 +432,9 @@ func (l *Log) commit(final bool) (time.Duration, error) {
 		l.counters.Batches++
 		l.mu.Unlock()
 		l.spare = batch[:0]
+		// A slowly decaying peak of the batch size: the number of appenders
+		// that usually share an fsync.
+		l.batchPeak = max(n, l.batchPeak-l.batchPeak/16)
 	}
 
 	l.mu.Lock()
@@ -416,6 +471,7 @@ func (l *Log) sync(seg *segment) error {
 		return l.fail(fmt.Errorf("fsync %s: %w", seg.path, err))
 	}
 	l.lastSync = time.Now()
+	l.syncTook = l.lastSync.Sub(start)
 	l.mu.Lock()
 	seg.durable = off
 	l.counters.Syncs++
@@ -428,6 +484,7 @@ func (l *Log) sync(seg *segment) error {
 func (l *Log) advanceLocked(lsn uint64) {
 	if lsn > l.durable {
 		l.durable = lsn
+		l.durableLSN.Store(lsn)
 		close(l.durableCh)
 		l.durableCh = make(chan struct{})
 	}
@@ -439,11 +496,13 @@ func (l *Log) rotate(old *segment, first uint64) (*segment, error) {
 	if err := l.sync(old); err != nil {
 		return nil, err
 	}
-	if err := l.active.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", old.path, err)
+	if err := l.closeActive(old); err != nil {
+		return nil, err
 	}
-	l.active = nil
-	seg, f, err := l.createSegment(first)
+	seg, f, err := l.usePrepared(first)
+	if err == nil && f == nil {
+		seg, f, err = l.createSegment(first)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -462,10 +521,33 @@ func (l *Log) rotate(old *segment, first uint64) (*segment, error) {
 	return seg, nil
 }
 
+// closeActive cuts the active segment's preallocated zeros (a closed
+// segment ends at its last record), makes that durable and closes it.
+func (l *Log) closeActive(seg *segment) error {
+	fi, err := l.active.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", seg.path, err)
+	}
+	if fi.Size() > seg.size {
+		if err := l.active.Truncate(seg.size); err != nil {
+			return fmt.Errorf("truncate %s: %w", seg.path, err)
+		}
+		if err := l.active.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", seg.path, err)
+		}
+	}
+	err = l.active.Close()
+	l.active = nil
+	if err != nil {
+		return fmt.Errorf("close %s: %w", seg.path, err)
+	}
+	return nil
+}
+
 // createSegment creates, fsyncs and links a new empty segment.
 func (l *Log) createSegment(first uint64) (*segment, File, error) {
 	path := filepath.Join(l.dir, segmentName(first))
-	f, err := l.fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o640)
+	f, err := l.fs.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create segment: %w", err)
 	}

@@ -236,9 +236,9 @@ func TestStickyErrorStopsAcks(t *testing.T) {
 	efs := &waltest.ErrorFS{FS: mem}
 	l := startLog(t, wal.Options{Dir: "/wal", FS: efs, Sync: wal.SyncAlways})
 	mustAppend(t, l, []byte("durable"))
-	efs.FailAt = efs.Ops() + 2 // the sync after the next write
+	efs.Arm(efs.Ops()+1, true) // the disk dies
 	if _, err := l.AppendSync(context.Background(), []byte("doomed")); !errors.Is(err, wal.ErrFailed) {
-		t.Fatalf("append during fsync failure = %v, want ErrFailed", err)
+		t.Fatalf("append on a failing disk = %v, want ErrFailed", err)
 	}
 	if _, err := l.AppendSync(context.Background(), []byte("after")); !errors.Is(err, wal.ErrFailed) {
 		t.Fatalf("append after failure = %v, want the sticky ErrFailed", err)

@@ -19,7 +19,8 @@ type Record struct {
 // gone: removed by the retention quota or lost to corruption. It is not
 // fatal: the next call to Next continues after the gap.
 type GapError struct {
-	From, To uint64 // inclusive
+	From uint64 `json:"from"` // inclusive
+	To   uint64 `json:"to"`   // inclusive
 }
 
 func (e *GapError) Error() string {
@@ -40,6 +41,7 @@ type Reader struct {
 	f     File
 	first uint64 // first LSN of the open segment
 	sc    *scanner
+	buf   []byte // the scan buffer, kept across segments
 }
 
 // NewReader returns a Reader positioned at LSN from (0 or 1: the start).
@@ -133,6 +135,7 @@ func (r *Reader) open() error {
 	}
 	r.f, r.first = f, seg.first
 	r.sc = newScanner(f, seg.durable, headerSize, seg.first)
+	r.sc.buf, r.buf = r.buf[:0], nil
 	return nil
 }
 
@@ -153,6 +156,9 @@ func (r *Reader) corrupt(first uint64, off int64, lsn uint64, reason string) err
 func (r *Reader) closeSegment() {
 	if r.f != nil {
 		r.f.Close()
+	}
+	if r.sc != nil {
+		r.buf = r.sc.buf
 	}
 	r.f, r.sc = nil, nil
 }

@@ -67,6 +67,7 @@ func (l *Log) load() error {
 	tail.size, tail.durable = sc.off, sc.off
 	l.nextLSN = sc.lsn
 	l.written, l.durable = sc.lsn-1, sc.lsn-1
+	l.durableLSN.Store(sc.lsn - 1)
 	return nil
 }
 
@@ -114,15 +115,15 @@ func (l *Log) recover() error {
 		l.logger.Warn("wal: a cursor is past the end of the log; records were lost before they were synced",
 			"log_end", next-1, "cursor", maxCursor)
 		tail := l.segs[len(l.segs)-1]
-		if err := l.active.Close(); err != nil {
+		if err := l.closeActive(tail); err != nil {
 			return fmt.Errorf("wal: %w", err)
 		}
-		l.active = nil
 		tail.closed, tail.last = true, next-1
 		return l.startAt(maxCursor + 1)
 	}
 	l.nextLSN = next
 	l.written, l.durable = next-1, next-1
+	l.durableLSN.Store(next - 1)
 	return nil
 }
 
@@ -135,6 +136,7 @@ func (l *Log) startAt(first uint64) error {
 	l.active = f
 	l.nextLSN = first
 	l.written, l.durable = first-1, first-1
+	l.durableLSN.Store(first - 1)
 	return nil
 }
 
@@ -142,7 +144,7 @@ func (l *Log) startAt(first uint64) error {
 // corruption, opens it for appending and returns the next LSN.
 func (l *Log) recoverTail() (uint64, error) {
 	tail := l.segs[len(l.segs)-1]
-	f, err := l.fs.OpenFile(tail.path, os.O_RDWR|os.O_APPEND, 0)
+	f, err := l.fs.OpenFile(tail.path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, fmt.Errorf("wal: %w", err)
 	}
@@ -158,6 +160,11 @@ func (l *Log) recoverTail() (uint64, error) {
 	}
 	switch {
 	case hdrOK && fe == nil:
+		l.active = f
+		return sc.lsn, nil
+	case hdrOK && fe.Fault == faultZero && l.zeroFrom(f, fe.Off, tail.size):
+		// Preallocated space (see prepare): appends continue there.
+		tail.size, tail.durable, tail.preallocated = fe.Off, fe.Off, true
 		l.active = f
 		return sc.lsn, nil
 	case hdrOK && !resyncable(f, tail.size, fe):
@@ -185,6 +192,22 @@ func (l *Log) recoverTail() (uint64, error) {
 		return tail.first, nil
 	}
 	return l.recoverTail()
+}
+
+// zeroFrom reports whether the file holds only zero bytes from off to size.
+func (l *Log) zeroFrom(f File, off, size int64) bool {
+	buf := make([]byte, 1<<20)
+	for off < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if !allZero(buf[:n]) {
+			return false
+		}
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+		off += int64(n)
+	}
+	return true
 }
 
 func (l *Log) checkHeader(f File, seg *segment) error {

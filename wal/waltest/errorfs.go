@@ -20,7 +20,7 @@ var ErrInjected = errors.New("waltest: injected I/O error")
 // Persistent, every mutating operation from the k-th on fails.
 type ErrorFS struct {
 	FS         wal.FS
-	FailAt     int // 0 = never fail
+	FailAt     int // 0 = never fail; change it with Arm once in use
 	Persistent bool
 
 	mu    sync.Mutex
@@ -35,6 +35,13 @@ func (e *ErrorFS) Ops() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.ops
+}
+
+// Arm sets FailAt and Persistent while the file system is in use.
+func (e *ErrorFS) Arm(failAt int, persistent bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.FailAt, e.Persistent = failAt, persistent
 }
 
 // Fired reports whether an error has been injected.
@@ -111,6 +118,14 @@ func (f *errorFile) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return f.File.Write(p)
+}
+
+func (f *errorFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := f.fs.fail("writeat", f.name); err != nil {
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
+		return n, err
+	}
+	return f.File.WriteAt(p, off)
 }
 
 func (f *errorFile) Sync() error {

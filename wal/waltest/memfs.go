@@ -59,11 +59,7 @@ func (m *MemFS) Crash(rng *rand.Rand) *MemFS {
 	for name, ino := range m.durable {
 		c, ok := copies[ino]
 		if !ok {
-			data := bytes.Clone(ino.synced)
-			if rng != nil && len(ino.data) > len(ino.synced) && bytes.HasPrefix(ino.data, ino.synced) {
-				extra := ino.data[len(ino.synced):]
-				data = append(data, extra[:rng.IntN(len(extra)+1)]...)
-			}
+			data := crashedContent(ino, rng)
 			c = &inode{data: data, synced: bytes.Clone(data), modTime: ino.modTime}
 			copies[ino] = c
 		}
@@ -71,6 +67,29 @@ func (m *MemFS) Crash(rng *rand.Rand) *MemFS {
 		n.durable[name] = c
 	}
 	return n
+}
+
+// crashedContent is what survives of a file: its synced content, and with
+// rng, the unsynced writes up to a random point past the first byte that
+// differs from it (writes reach the disk in order, up to the power cut).
+func crashedContent(ino *inode, rng *rand.Rand) []byte {
+	data := bytes.Clone(ino.synced)
+	if rng == nil {
+		return data
+	}
+	d := 0
+	for d < len(ino.data) && d < len(ino.synced) && ino.data[d] == ino.synced[d] {
+		d++
+	}
+	if d == len(ino.data) {
+		return data
+	}
+	keep := d + rng.IntN(len(ino.data)-d+1)
+	if keep > len(data) {
+		data = append(data, make([]byte, keep-len(data))...)
+	}
+	copy(data[d:keep], ino.data[d:keep])
+	return data
 }
 
 // Snapshot returns a copy of the file system as it is now, synced or not
@@ -264,6 +283,24 @@ func (f *memFile) Write(p []byte) (int, error) {
 	n := copy(f.ino.data[f.pos:], p)
 	f.ino.data = append(f.ino.data, p[n:]...)
 	f.pos += int64(len(p))
+	f.ino.modTime = time.Now()
+	return len(p), nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return 0, errClosedFile
+	}
+	if !f.writable || f.append {
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: fs.ErrPermission}
+	}
+	if gap := off - int64(len(f.ino.data)); gap > 0 {
+		f.ino.data = append(f.ino.data, make([]byte, gap)...)
+	}
+	n := copy(f.ino.data[off:], p)
+	f.ino.data = append(f.ino.data, p[n:]...)
 	f.ino.modTime = time.Now()
 	return len(p), nil
 }
