@@ -608,10 +608,20 @@ func (l *Log) Close() error {
 			<-l.done
 		}
 		if l.active != nil {
-			if err := l.active.Close(); err != nil && l.closeErr == nil {
+			l.mu.Lock()
+			seg, failed := l.segs[len(l.segs)-1], l.err != nil
+			l.mu.Unlock()
+			var err error
+			if failed {
+				err = l.active.Close()
+				l.active = nil
+			} else {
+				// A clean stop leaves no preallocated zeros behind.
+				err = l.closeActive(seg)
+			}
+			if err != nil && l.closeErr == nil {
 				l.closeErr = err
 			}
-			l.active = nil
 		}
 		l.mu.Lock()
 		l.stopped = true

@@ -266,7 +266,10 @@ func (l *Log) cutTail(f File, tail *segment, off int64) error {
 		return fmt.Errorf("wal: read torn tail: %w", err)
 	}
 	kept := ""
-	if !allZero(cut) {
+	for len(cut) > 0 && cut[len(cut)-1] == 0 {
+		cut = cut[:len(cut)-1] // preallocated space after the torn bytes
+	}
+	if len(cut) > 0 {
 		kept = filepath.Join(l.dir, quarantineDir, fmt.Sprintf("%s.torn-at-%d.%d", filepath.Base(tail.path), off, l.opts.Now().UnixNano()))
 		if err := l.writeFileSync(kept, cut); err != nil {
 			return fmt.Errorf("wal: keep torn tail aside: %w", err)
