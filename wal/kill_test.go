@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edged-io/edged/wal"
+	"go.uber.org/goleak"
 )
 
 // The kill -9 test re-executes this test binary as a writer process.
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("EDGED_WAL_WRITER_DIR"); dir != "" {
 		os.Exit(writerMain(dir, wal.SyncPolicy(os.Getenv("EDGED_WAL_WRITER_SYNC")), os.Getenv("EDGED_WAL_WRITER_TRIAL")))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // every Run, Reader and committer goroutine has stopped
 }
 
 // writerMain appends from 8 goroutines and prints "<lsn> <payload>" for

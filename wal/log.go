@@ -432,9 +432,10 @@ func (l *Log) commit(final bool) (time.Duration, error) {
 		l.counters.Batches++
 		l.mu.Unlock()
 		l.spare = batch[:0]
-		// A slowly decaying peak of the batch size: the number of appenders
-		// that usually share an fsync.
-		l.batchPeak = max(n, l.batchPeak-l.batchPeak/16)
+		// A decaying peak of the batch size: the number of appenders that
+		// usually share an fsync. It decays by at least one per batch, so
+		// a burst never leaves a lone appender lingering for long.
+		l.batchPeak = max(n, l.batchPeak-1-l.batchPeak/16)
 	}
 
 	l.mu.Lock()
