@@ -1,0 +1,46 @@
+package sensors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/wal"
+)
+
+// Source produces readings until ctx ends. Run owns the source's
+// goroutines and returns when they have stopped; it returns nil on a clean
+// stop and an error only when the source cannot go on.
+type Source interface {
+	Run(ctx context.Context, sink Sink) error
+}
+
+// Sink is where sources put readings: one call per ingest event (one poll,
+// one MQTT message), so that the readings of an event become durable
+// together. Append returns the log position; WaitDurable blocks until it is
+// durable (the MQTT source acknowledges the message only then).
+type Sink interface {
+	Append(rs []edged.Reading) (lsn uint64, err error)
+	WaitDurable(ctx context.Context, lsn uint64) error
+}
+
+// LogSink appends readings to a write-ahead log, one record per call.
+type LogSink struct {
+	Log *wal.Log
+}
+
+var _ Sink = LogSink{}
+
+// Append encodes rs as one record and appends it.
+func (s LogSink) Append(rs []edged.Reading) (uint64, error) {
+	rec, err := edged.AppendRecord(nil, rs)
+	if err != nil {
+		return 0, fmt.Errorf("sensors: encode readings: %w", err)
+	}
+	return s.Log.Append(rec)
+}
+
+// WaitDurable waits until the record at lsn is durable.
+func (s LogSink) WaitDurable(ctx context.Context, lsn uint64) error {
+	return s.Log.WaitDurable(ctx, lsn)
+}
