@@ -29,7 +29,7 @@ build: ## build bin/edged for this machine
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edged ./cmd/edged
 
 run: ## run the main job on embedded defaults (data under ./data; Ctrl-C stops)
-	$(GO) run ./cmd/edged demo --data-dir ./data
+	$(GO) run ./cmd/edged run
 
 test: setup ## all tests: unit, fault injection, kill -9, fuzz seed corpora, integration with real mosquitto + influxd
 	$(GO) vet ./...

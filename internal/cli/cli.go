@@ -35,8 +35,8 @@ func version() string {
 const usage = `edged — edge IoT sensor aggregation
 
 Usage:
-  edged demo [--data-dir DIR] [--series N] [--rate R] [--fsync P]
-                                   append simulated readings to the WAL and tail them
+  edged run [-c FILE]              run the daemon (no -c: embedded defaults)
+  edged check -c FILE [--print]    validate a config file (errors name file:line)
   edged wal verify --data-dir DIR  check every segment's checksums (read-only)
   edged wal dump   --data-dir DIR  print records as JSON lines (read-only)
   edged wal stats  --data-dir DIR  show segments, cursors and lag (read-only)
@@ -62,8 +62,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		fmt.Fprintf(stdout, "edged %s\n", version())
 		return ExitOK
-	case "demo":
-		err = runDemo(ctx, args[1:], stdout)
+	case "run":
+		err = runDaemon(ctx, args[1:], stdout, stderr)
+	case "check":
+		err = runCheck(args[1:], stdout)
 	case "wal":
 		err = runWAL(ctx, args[1:], stdout)
 	default:

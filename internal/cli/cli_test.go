@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -116,7 +118,7 @@ func TestWALCommandsReportCorruptionWithoutRepairing(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"nope"}, {"wal"}, {"wal", "frob"}, {"wal", "dump", "--bogus"}, {"demo", "--fsync", "sometimes"}, {"wal", "stats", "extra"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"wal"}, {"wal", "frob"}, {"wal", "dump", "--bogus"}, {"check"}, {"run", "-c", "/nonexistent/edged.yaml", "--bogus"}, {"wal", "stats", "extra"}} {
 		if code, _, _ := run(t, args...); code != ExitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, ExitUsage)
 		}
@@ -129,22 +131,36 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func TestDemoAppendsAndTails(t *testing.T) {
+func TestCheck(t *testing.T) {
+	if code, out, errOut := run(t, "check", "-c", "../../configs/edged.yaml"); code != ExitOK || !strings.Contains(out, "OK") {
+		t.Fatalf("check example: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := run(t, "check", "-c", "../../configs/edged.yaml", "--print"); code != ExitOK || !strings.Contains(out, "segment_size: 16MiB") {
+		t.Fatalf("check --print: %d %q", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("device: pi\nwal:\n  fsync: sometimes\n"), 0o644)
+	if code, _, errOut := run(t, "check", "-c", bad); code != ExitFailure || !strings.Contains(errOut, bad+":3: wal.fsync") {
+		t.Fatalf("check bad: %d %q", code, errOut)
+	}
+}
+
+func TestDumpDecodesReadings(t *testing.T) {
 	dir := t.TempDir()
-	code, out, errOut := run(t, "demo", "--data-dir", dir, "--duration", "1500ms", "--report", "500ms", "--rate", "400", "--fsync", "always")
-	if code != ExitOK {
-		t.Fatalf("demo: %d %s", code, errOut)
-	}
-	if !strings.Contains(out, "durable through") {
-		t.Fatalf("demo printed no progress: %q", out)
-	}
-	l, err := wal.OpenReadOnly(wal.Options{Dir: walDir(dir)})
+	l, err := wal.Open(wal.Options{Dir: walDir(dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	st := l.Stats()
-	if st.LastLSN < 200 || st.Cursors["demo"] == 0 {
-		t.Fatalf("after the demo: %d records, demo cursor %d", st.LastLSN, st.Cursors["demo"])
+	rec, _ := edged.AppendRecord(nil, []edged.Reading{{Device: "pi", Series: "t", Unit: "°C", Value: 21.5,
+		Time: 1_700_000_000_000_000_000, Ingest: 1_700_000_000_000_000_000, Flags: edged.TimeFromIngest}})
+	l.Append(rec)
+	l.Append(edged.AppendTick(nil, 1_700_000_001_000_000_000))
+	l.Close()
+	code, out, _ := run(t, "wal", "dump", "--data-dir", dir)
+	want := `{"lsn":1,"size":` + strconv.Itoa(len(rec)) + `,"readings":[{"device":"pi","series":"t","value":21.5,"unit":"°C","time":"2023-11-14T22:13:20Z","ingest":"2023-11-14T22:13:20Z","flags":["time_from_ingest"]}]}
+{"lsn":2,"size":10,"tick":"2023-11-14T22:13:21Z"}
+`
+	if code != ExitOK || out != want {
+		t.Fatalf("dump = %d\n%s\nwant\n%s", code, out, want)
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"sort"
 	"text/tabwriter"
+	"time"
 	"unicode/utf8"
 
+	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -80,13 +82,15 @@ func walVerify(ctx context.Context, dataDir string, out io.Writer) error {
 }
 
 type dumpLine struct {
-	LSN     uint64          `json:"lsn,omitempty"`
-	Size    int             `json:"size,omitempty"`
-	JSON    json.RawMessage `json:"data,omitempty"`
-	Text    *string         `json:"text,omitempty"`
-	Base64  string          `json:"base64,omitempty"`
-	Gap     *wal.GapError   `json:"gap,omitempty"`
-	Corrupt string          `json:"corrupt,omitempty"`
+	LSN      uint64          `json:"lsn,omitempty"`
+	Size     int             `json:"size,omitempty"`
+	Readings []dumpReading   `json:"readings,omitempty"`
+	Tick     *time.Time      `json:"tick,omitempty"`
+	JSON     json.RawMessage `json:"data,omitempty"`
+	Text     *string         `json:"text,omitempty"`
+	Base64   string          `json:"base64,omitempty"`
+	Gap      *wal.GapError   `json:"gap,omitempty"`
+	Corrupt  string          `json:"corrupt,omitempty"`
 }
 
 func walDump(dataDir string, from, limit uint64, out io.Writer) error {
@@ -120,7 +124,17 @@ func walDump(dataDir string, from, limit uint64, out io.Writer) error {
 		default:
 			n++
 			line.LSN, line.Size = rec.LSN, len(rec.Data)
+			rs, rerr := edged.DecodeRecord(nil, rec.Data, rec.LSN)
+			tick, terr := edged.DecodeTick(rec.Data)
 			switch {
+			case rerr == nil:
+				for _, r := range rs {
+					line.Readings = append(line.Readings, dumpReading{r.Device, r.Series, r.Value, r.Unit,
+						time.Unix(0, r.Time).UTC(), time.Unix(0, r.Ingest).UTC(), flagNames(r.Flags)})
+				}
+			case terr == nil:
+				t := time.Unix(0, tick).UTC()
+				line.Tick = &t
 			case json.Valid(rec.Data):
 				line.JSON = rec.Data
 			case utf8.Valid(rec.Data):
@@ -135,6 +149,29 @@ func walDump(dataDir string, from, limit uint64, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+type dumpReading struct {
+	Device string    `json:"device"`
+	Series string    `json:"series"`
+	Value  float64   `json:"value"`
+	Unit   string    `json:"unit,omitempty"`
+	Time   time.Time `json:"time"`
+	Ingest time.Time `json:"ingest"`
+	Flags  []string  `json:"flags,omitempty"`
+}
+
+func flagNames(f edged.Flags) []string {
+	var names []string
+	for _, x := range []struct {
+		f    edged.Flags
+		name string
+	}{{edged.TimeFromIngest, "time_from_ingest"}, {edged.ClockUnsynced, "clock_unsynced"}, {edged.TimeAbsurd, "time_absurd"}} {
+		if f&x.f != 0 {
+			names = append(names, x.name)
+		}
+	}
+	return names
 }
 
 func walStats(dataDir string, asJSON bool, out io.Writer) error {

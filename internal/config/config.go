@@ -1,0 +1,441 @@
+// Package config loads edged's YAML configuration: one documented file with
+// defaults for everything, validated with errors that name the file and
+// line. Secrets are never in the file: it names files (or systemd
+// credentials) to read them from, and Redacted shows what a config means
+// without them.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/edged-io/edged/wal"
+)
+
+// Config is the whole configuration. The zero value of every field means
+// its documented default; Load fills the defaults in.
+type Config struct {
+	// Device identifies this edge device in every reading. Default: the hostname.
+	Device string `yaml:"device"`
+	// DataDir holds the log, checkpoints, views and dead letters. Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel: debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+
+	WAL       WAL       `yaml:"wal"`
+	HTTP      HTTP      `yaml:"http"`
+	MQTT      MQTT      `yaml:"mqtt"`
+	Sensors   Sensors   `yaml:"sensors"`
+	Aggregate Aggregate `yaml:"aggregate"`
+
+	path  string
+	lines map[string]int // dotted key path → line, for errors
+}
+
+// WAL configures the write-ahead log.
+type WAL struct {
+	// Fsync: always, interval (default) or never.
+	Fsync string `yaml:"fsync"`
+	// FsyncInterval bounds how long a written record waits for fsync. Default 5ms.
+	FsyncInterval Duration `yaml:"fsync_interval"`
+	// SegmentSize of log files. Default 16MiB.
+	SegmentSize Size `yaml:"segment_size"`
+	// MaxAge removes consumed log older than this. Default 168h (a week); 0 keeps it.
+	MaxAge Duration `yaml:"max_age"`
+	// MaxBytes is the hard quota on the log's size. Default 1GiB.
+	MaxBytes Size `yaml:"max_bytes"`
+}
+
+// HTTP configures the API and metrics endpoint.
+type HTTP struct {
+	// Listen address. Default 127.0.0.1:8080. Anything but loopback
+	// requires TokenFile.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token clients must send (not the token itself).
+	TokenFile string `yaml:"token_file"`
+}
+
+// MQTT configures the broker connection and the subscriptions to ingest.
+type MQTT struct {
+	// Broker URL (tcp://host:1883, ssl://host:8883). Empty: edged runs an
+	// embedded broker on EmbeddedListen.
+	Broker string `yaml:"broker"`
+	// EmbeddedListen is the embedded broker's address. Default 127.0.0.1:1883.
+	EmbeddedListen string `yaml:"embedded_listen"`
+	// ClientID of the persistent session. Default edged-<device>.
+	ClientID string `yaml:"client_id"`
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (or use a systemd credential).
+	PasswordFile string `yaml:"password_file"`
+	// Subscriptions to ingest.
+	Subscriptions []Subscription `yaml:"subscriptions"`
+}
+
+// Subscription is one topic filter and its payload format.
+type Subscription struct {
+	Topic string `yaml:"topic"`
+	// QoS 0 or 1 (default 1: lossless).
+	QoS *int `yaml:"qos"`
+	// Format of the payloads: number, json, line, zigbee2mqtt, tasmota,
+	// shelly or esphome (see sensors/payload).
+	Format string `yaml:"format"`
+	// Payload holds the format's options (series template, JSON fields,
+	// time field, unit), passed to sensors/payload.
+	Payload yaml.Node `yaml:"payload"`
+}
+
+// Sensors configures the local sources.
+type Sensors struct {
+	Sim     SimSensor     `yaml:"sim"`
+	Thermal ThermalSensor `yaml:"thermal"`
+}
+
+// SimSensor configures the simulated source.
+type SimSensor struct {
+	Enabled  bool     `yaml:"enabled"`
+	Series   int      `yaml:"series"`
+	Interval Duration `yaml:"interval"`
+	Seed     uint64   `yaml:"seed"`
+}
+
+// ThermalSensor configures the Linux thermal-zone source.
+type ThermalSensor struct {
+	Enabled  bool     `yaml:"enabled"`
+	Interval Duration `yaml:"interval"`
+}
+
+// Aggregate configures the speed layer's windows.
+type Aggregate struct {
+	// Windows: tumbling window sizes, each a multiple of the smallest.
+	// Default [10s, 1m, 1h].
+	Windows []Duration `yaml:"windows"`
+	// Lateness a reading may have and still be folded in. Default 5s.
+	Lateness Duration `yaml:"lateness"`
+	// Quantiles reported per window. Default [0.5, 0.95, 0.99].
+	Quantiles []float64 `yaml:"quantiles"`
+}
+
+// Default returns the embedded defaults (what `make run` uses).
+func Default() *Config {
+	c := &Config{}
+	c.Sensors.Sim.Enabled = true
+	c.Sensors.Thermal.Enabled = true
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Device == "" {
+		c.Device, _ = os.Hostname()
+		if c.Device == "" {
+			c.Device = "edged"
+		}
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.DataDir, "./data")
+	def(&c.LogLevel, "info")
+	def(&c.WAL.Fsync, "interval")
+	if c.WAL.FsyncInterval == 0 {
+		c.WAL.FsyncInterval = Duration(5 * time.Millisecond)
+	}
+	if c.WAL.SegmentSize == 0 {
+		c.WAL.SegmentSize = 16 << 20
+	}
+	if c.WAL.MaxBytes == 0 {
+		c.WAL.MaxBytes = 1 << 30
+	}
+	if c.lines == nil || c.lines["wal.max_age"] == 0 {
+		c.WAL.MaxAge = Duration(7 * 24 * time.Hour)
+	}
+	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	def(&c.MQTT.EmbeddedListen, "127.0.0.1:1883")
+	def(&c.MQTT.ClientID, "edged-"+c.Device)
+	for i := range c.MQTT.Subscriptions {
+		if c.MQTT.Subscriptions[i].QoS == nil {
+			one := 1
+			c.MQTT.Subscriptions[i].QoS = &one
+		}
+	}
+	if c.Sensors.Sim.Series == 0 {
+		c.Sensors.Sim.Series = 4
+	}
+	if c.Sensors.Sim.Interval == 0 {
+		c.Sensors.Sim.Interval = Duration(time.Second)
+	}
+	if c.Sensors.Sim.Seed == 0 {
+		c.Sensors.Sim.Seed = 1
+	}
+	if c.Sensors.Thermal.Interval == 0 {
+		c.Sensors.Thermal.Interval = Duration(10 * time.Second)
+	}
+	if len(c.Aggregate.Windows) == 0 {
+		c.Aggregate.Windows = []Duration{Duration(10 * time.Second), Duration(time.Minute), Duration(time.Hour)}
+	}
+	if c.Aggregate.Lateness == 0 {
+		c.Aggregate.Lateness = Duration(5 * time.Second)
+	}
+	if len(c.Aggregate.Quantiles) == 0 {
+		c.Aggregate.Quantiles = []float64{0.5, 0.95, 0.99}
+	}
+}
+
+// Load reads, parses, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse parses a config from b; path is used in error messages.
+func Parse(path string, b []byte) (*Config, error) {
+	c := &Config{path: path, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fileError(path, err)
+	}
+	if len(root.Content) > 0 {
+		collectLines(root.Content[0], "", c.lines)
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fileError(path, err)
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// fileError turns yaml's "yaml: line 3: …" into "FILE:3: …".
+func fileError(path string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, tail, ok := strings.Cut(rest, ": "); ok {
+			return fmt.Errorf("%s:%s: %s", path, n, tail)
+		}
+	}
+	return fmt.Errorf("%s: %s", path, msg)
+}
+
+func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			lines[key] = n.Content[i].Line
+			collectLines(n.Content[i+1], key, lines)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			key := fmt.Sprintf("%s[%d]", prefix, i)
+			lines[key] = item.Line
+			collectLines(item, key, lines)
+		}
+	}
+}
+
+// errAt formats a validation error at the line of the dotted key.
+func (c *Config) errAt(key, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if line := c.lines[key]; line > 0 && c.path != "" {
+		return fmt.Errorf("%s:%d: %s: %s", c.path, line, key, msg)
+	}
+	if c.path != "" {
+		return fmt.Errorf("%s: %s: %s", c.path, key, msg)
+	}
+	return fmt.Errorf("config: %s: %s", key, msg)
+}
+
+// Validate checks every field and returns all problems, each with its line.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) { errs = append(errs, c.errAt(key, format, args...)) }
+
+	if strings.ContainsAny(c.Device, "/#+ \t") {
+		add("device", "%q must not contain /, #, + or spaces (it is an MQTT topic level)", c.Device)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if _, err := wal.ParseSyncPolicy(c.WAL.Fsync); err != nil {
+		add("wal.fsync", "%q is not one of always, interval, never", c.WAL.Fsync)
+	}
+	if c.WAL.FsyncInterval < 0 || time.Duration(c.WAL.FsyncInterval) > time.Second {
+		add("wal.fsync_interval", "%v is outside 0..1s", time.Duration(c.WAL.FsyncInterval))
+	}
+	if c.WAL.SegmentSize < 64<<10 || c.WAL.SegmentSize > 1<<30 {
+		add("wal.segment_size", "%s is outside 64KiB..1GiB", c.WAL.SegmentSize)
+	}
+	if c.WAL.MaxBytes < 4*c.WAL.SegmentSize {
+		add("wal.max_bytes", "%s must be at least 4 segments (%s)", c.WAL.MaxBytes, 4*c.WAL.SegmentSize)
+	}
+	host, _, err := net.SplitHostPort(c.HTTP.Listen)
+	if err != nil {
+		add("http.listen", "%q is not host:port", c.HTTP.Listen)
+	} else if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.HTTP.TokenFile == "" {
+		add("http.listen", "%q is not a loopback address: set http.token_file so the API requires a token", c.HTTP.Listen)
+	}
+	if c.MQTT.Broker != "" && !hasScheme(c.MQTT.Broker, "tcp://", "ssl://", "tls://", "mqtt://", "mqtts://", "ws://", "wss://") {
+		add("mqtt.broker", "%q needs a scheme: tcp://host:1883 or ssl://host:8883", c.MQTT.Broker)
+	}
+	if _, _, err := net.SplitHostPort(c.MQTT.EmbeddedListen); err != nil {
+		add("mqtt.embedded_listen", "%q is not host:port", c.MQTT.EmbeddedListen)
+	}
+	for i, s := range c.MQTT.Subscriptions {
+		key := fmt.Sprintf("mqtt.subscriptions[%d]", i)
+		if s.Topic == "" {
+			add(key, "topic is required")
+		}
+		if *s.QoS != 0 && *s.QoS != 1 {
+			add(key+".qos", "%d: use 0 or 1 (1 makes ingest lossless)", *s.QoS)
+		}
+		if s.Format == "" {
+			add(key, "format is required (number, json, line, zigbee2mqtt, tasmota, shelly, esphome)")
+		}
+	}
+	if c.Sensors.Sim.Series < 1 || c.Sensors.Sim.Series > 100_000 {
+		add("sensors.sim.series", "%d is outside 1..100000", c.Sensors.Sim.Series)
+	}
+	if time.Duration(c.Sensors.Sim.Interval) < time.Millisecond {
+		add("sensors.sim.interval", "%v is below 1ms", time.Duration(c.Sensors.Sim.Interval))
+	}
+	if time.Duration(c.Sensors.Thermal.Interval) < 100*time.Millisecond {
+		add("sensors.thermal.interval", "%v is below 100ms", time.Duration(c.Sensors.Thermal.Interval))
+	}
+	smallest := c.Aggregate.Windows[0]
+	for _, w := range c.Aggregate.Windows {
+		smallest = min(smallest, w)
+	}
+	for i, w := range c.Aggregate.Windows {
+		if w <= 0 || (smallest > 0 && w%smallest != 0) {
+			add(fmt.Sprintf("aggregate.windows[%d]", i), "%v must be positive and a multiple of the smallest window %v", time.Duration(w), time.Duration(smallest))
+		}
+	}
+	if c.Aggregate.Lateness < 0 {
+		add("aggregate.lateness", "must not be negative")
+	}
+	for i, q := range c.Aggregate.Quantiles {
+		if !(q > 0 && q < 1) {
+			add(fmt.Sprintf("aggregate.quantiles[%d]", i), "%v is outside (0, 1)", q)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hasScheme(u string, schemes ...string) bool {
+	for _, s := range schemes {
+		if strings.HasPrefix(u, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Path is the file the config came from ("" for Default).
+func (c *Config) Path() string { return c.path }
+
+// Secret reads a secret from a file named by the config. A name without a
+// slash is looked up among systemd credentials ($CREDENTIALS_DIRECTORY)
+// first. The value is trimmed of surrounding whitespace and never logged.
+func Secret(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	path := name
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && !strings.ContainsRune(name, '/') {
+		path = filepath.Join(dir, name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: read secret %s: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Duration is a time.Duration written as "5s", "1m30s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 500ms, 10s, 1h30m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML prints the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Size is a byte count written as "16MiB", "1GiB", "512KiB" or a number.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+// UnmarshalYAML parses a size.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v := strings.TrimSpace(n.Value)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	x, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || x < 0 || x > (1<<62)/mult {
+		return fmt.Errorf("line %d: %q is not a size (like 512KiB, 16MiB, 1GiB)", n.Line, n.Value)
+	}
+	*s = Size(x * mult)
+	return nil
+}
+
+// MarshalYAML prints the size in the largest exact binary unit.
+func (s Size) MarshalYAML() (any, error) { return s.String(), nil }
+
+func (s Size) String() string {
+	for i := 3; i >= 0; i-- { // TiB, GiB, MiB, KiB
+		if u := sizeUnits[i]; int64(s) >= u.mult && int64(s)%u.mult == 0 {
+			return fmt.Sprintf("%d%s", int64(s)/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// Redacted renders the effective config as YAML with secret paths kept
+// (they are paths, not secrets) and nothing read from them.
+func (c *Config) Redacted() string {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Sprintf("config: %v", err)
+	}
+	return string(out)
+}

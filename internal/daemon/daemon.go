@@ -1,0 +1,215 @@
+// Package daemon wires edged together: it builds every component from the
+// configuration, runs them, and stops them in order — sources first, then
+// the consumers, then the write-ahead log (a final flush), then the broker
+// and the HTTP server. It is the only place that knows all the parts.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edged-io/edged/internal/broker"
+	"github.com/edged-io/edged/internal/config"
+	"github.com/edged-io/edged/sensors"
+	"github.com/edged-io/edged/wal"
+)
+
+// Daemon is a running edged.
+type Daemon struct {
+	cfg    *config.Config
+	logger *slog.Logger
+
+	log     *wal.Log
+	broker  *broker.Broker
+	sources []namedSource
+	mqtt    *sensors.MQTT
+	http    *http.Server
+	ln      net.Listener
+	metrics *metrics
+
+	ready   atomic.Bool
+	started time.Time
+}
+
+type namedSource struct {
+	name string
+	src  sensors.Source
+}
+
+// New builds the daemon: it opens (and recovers) the log, prepares the
+// sources and binds the HTTP listener. It starts no goroutine. A source
+// that cannot start on this machine (no thermal zones, say) is reported and
+// left out; the others run.
+func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{cfg: cfg, logger: logger, started: time.Now()}
+	policy, _ := wal.ParseSyncPolicy(cfg.WAL.Fsync)
+	l, err := wal.Open(wal.Options{
+		Dir:            filepath.Join(cfg.DataDir, "wal"),
+		Sync:           policy,
+		SyncInterval:   time.Duration(cfg.WAL.FsyncInterval),
+		SegmentSize:    int64(cfg.WAL.SegmentSize),
+		RetentionAge:   time.Duration(cfg.WAL.MaxAge),
+		RetentionBytes: int64(cfg.WAL.MaxBytes),
+		VerifyOnStart:  true,
+		Logger:         logger.With("component", "wal"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.log = l
+	if err := d.buildSources(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	d.metrics = newMetrics(d)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	d.ln = ln
+	token, err := config.Secret(cfg.HTTP.TokenFile)
+	if err != nil {
+		ln.Close()
+		l.Close()
+		return nil, err
+	}
+	d.http = &http.Server{Handler: d.routes(token), ReadHeaderTimeout: 5 * time.Second}
+	return d, nil
+}
+
+func (d *Daemon) buildSources() error {
+	c := d.cfg
+	if c.Sensors.Sim.Enabled {
+		sim, err := sensors.NewSim(sensors.SimConfig{Series: c.Sensors.Sim.Series, Interval: time.Duration(c.Sensors.Sim.Interval),
+			Seed: c.Sensors.Sim.Seed}, c.Device, nil)
+		if err != nil {
+			return err
+		}
+		d.sources = append(d.sources, namedSource{"sim", sim})
+	}
+	if c.Sensors.Thermal.Enabled {
+		th, err := sensors.NewThermal(sensors.ThermalConfig{Interval: time.Duration(c.Sensors.Thermal.Interval)}, c.Device, nil)
+		if err != nil {
+			d.logger.Warn("thermal sensor not started", "err", err)
+		} else {
+			d.sources = append(d.sources, namedSource{"thermal", th})
+		}
+	}
+	broker := c.MQTT.Broker
+	if broker == "" {
+		d.broker = newEmbedded(c.MQTT.EmbeddedListen, d.logger)
+		broker = "tcp://" + c.MQTT.EmbeddedListen
+	}
+	if len(c.MQTT.Subscriptions) > 0 {
+		subs, err := buildSubscriptions(c)
+		if err != nil {
+			return err
+		}
+		password, err := config.Secret(c.MQTT.PasswordFile)
+		if err != nil {
+			return err
+		}
+		m, err := sensors.NewMQTT(sensors.MQTTOptions{Broker: broker, ClientID: c.MQTT.ClientID, Username: c.MQTT.Username,
+			Password: password, Subscriptions: subs, Logger: d.logger.With("component", "mqtt")})
+		if err != nil {
+			return err
+		}
+		d.mqtt = m
+		d.sources = append(d.sources, namedSource{"mqtt", m})
+	}
+	return nil
+}
+
+func newEmbedded(addr string, logger *slog.Logger) *broker.Broker { return broker.New(addr, logger) }
+
+// Addr is the HTTP listener's address.
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// Run runs until ctx ends or a component fails, then stops everything in
+// order and returns the first failure (nil after a clean stop).
+func (d *Daemon) Run(ctx context.Context) error {
+	var (
+		errOnce  sync.Once
+		firstErr error
+	)
+	failed := make(chan struct{})
+	fail := func(name string, err error) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		errOnce.Do(func() {
+			firstErr = fmt.Errorf("%s: %w", name, err)
+			close(failed)
+		})
+	}
+	// Each stage has its own context so that it is stopped in order, not
+	// all at once when ctx ends.
+	stage := func() (context.Context, context.CancelFunc, *sync.WaitGroup) {
+		c, cancel := context.WithCancel(context.Background())
+		return c, cancel, &sync.WaitGroup{}
+	}
+
+	// The log first and last.
+	walCtx, stopWAL, walWG := stage()
+	walWG.Go(func() { fail("wal", d.log.Run(walCtx)) })
+
+	brokerCtx, stopBroker, brokerWG := stage()
+	if d.broker != nil {
+		up := make(chan struct{})
+		brokerWG.Go(func() { fail("embedded broker", d.broker.Run(brokerCtx, func() { close(up) })) })
+		select {
+		case <-up:
+		case <-failed:
+		case <-time.After(5 * time.Second):
+		}
+	}
+
+	httpWG := &sync.WaitGroup{}
+	httpWG.Go(func() {
+		if err := d.http.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fail("http", err)
+		}
+	})
+
+	srcCtx, stopSources, srcWG := stage()
+	for _, s := range d.sources {
+		srcWG.Go(func() { fail("sensor "+s.name, s.src.Run(srcCtx, sensors.LogSink{Log: d.log})) })
+	}
+	d.ready.Store(true)
+	d.logger.Info("edged running", "device", d.cfg.Device, "http", d.Addr(), "sources", len(d.sources),
+		"startup", time.Since(d.started).Round(time.Millisecond))
+
+	select {
+	case <-ctx.Done():
+		d.logger.Info("stopping")
+	case <-failed:
+		d.logger.Error("stopping after a failure", "err", firstErr)
+	}
+	d.ready.Store(false)
+	stopSources()
+	srcWG.Wait()
+	stopWAL()
+	walWG.Wait()
+	if err := d.log.Close(); err != nil {
+		fail("wal", err)
+	}
+	stopBroker()
+	brokerWG.Wait()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.http.Shutdown(shutCtx)
+	httpWG.Wait()
+	return firstErr
+}
