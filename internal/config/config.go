@@ -19,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edged-io/edged/sensors/payload"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -81,17 +82,14 @@ type MQTT struct {
 	Subscriptions []Subscription `yaml:"subscriptions"`
 }
 
-// Subscription is one topic filter and its payload format.
+// Subscription is one topic filter and how to decode its payloads: the
+// payload keys (format, series, fields, time, unit, …) are documented in
+// sensors/payload.
 type Subscription struct {
 	Topic string `yaml:"topic"`
 	// QoS 0 or 1 (default 1: lossless).
-	QoS *int `yaml:"qos"`
-	// Format of the payloads: number, json, line, zigbee2mqtt, tasmota,
-	// shelly or esphome (see sensors/payload).
-	Format string `yaml:"format"`
-	// Payload holds the format's options (series template, JSON fields,
-	// time field, unit), passed to sensors/payload.
-	Payload yaml.Node `yaml:"payload"`
+	QoS            *int `yaml:"qos"`
+	payload.Config `yaml:",inline"`
 }
 
 // Sensors configures the local sources.
@@ -315,6 +313,8 @@ func (c *Config) Validate() error {
 		}
 		if s.Format == "" {
 			add(key, "format is required (number, json, line, zigbee2mqtt, tasmota, shelly, esphome)")
+		} else if _, err := payload.New(s.Config, c.Device); err != nil {
+			add(key, "%v", err)
 		}
 	}
 	if c.Sensors.Sim.Series < 1 || c.Sensors.Sim.Series > 100_000 {
