@@ -42,12 +42,16 @@ bench: ## benchmarks, each figure beside a reference measured in the same run; m
 	@mkdir -p $(DIST)
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) -timeout 60m ./wal/ | tee $(DIST)/bench.txt
 	$(GO) test -run '^$$' -bench 'ReplayScan' -benchtime 2s -count $(BENCH_COUNT) -cpu 1 -timeout 30m ./wal/ | tee $(DIST)/bench-1cpu.txt
+	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) -cpu 1 -timeout 30m ./aggregate/ ./sensors/payload/ | tee $(DIST)/bench-speed.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench-1cpu.txt
+	$(GO) run $(BENCHSTAT) $(DIST)/bench-speed.txt
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 30s); crashers land in testdata/fuzz
-	@for t in $$($(GO) test -list 'Fuzz.*' ./wal/ | grep ^Fuzz); do \
-		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./wal/ || exit 1; done
+FUZZ_PKGS ?= . ./wal/ ./sensors/payload/ ./internal/config/ ./aggregate/
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s); crashers land in the package's testdata/fuzz
+	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+		echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 lint: ## go vet + staticcheck
 	$(GO) vet ./...

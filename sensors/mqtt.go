@@ -70,7 +70,7 @@ type MQTT struct {
 	opts MQTTOptions
 
 	messages, readings, rejected, acked atomic.Uint64
-	connected                          atomic.Bool
+	connected                           atomic.Bool
 }
 
 var _ Source = (*MQTT)(nil)

@@ -10,13 +10,11 @@
 // point per field (count, sum, min, …) at the window's start time, labelled
 // with device and series.
 //
-// Writes may repeat: after a crash the aggregator replays the log from its
-// checkpoint and emits again windows that were already stored, and a window
-// that receives late readings is emitted again with larger late counts.
-// Query therefore merges the points of one window by taking, per field, the
-// largest value: repeated emissions of a window carry identical aggregates,
-// and its accounting fields only grow. So a view reads the same whether or
-// not the daemon crashed.
+// A window may be written more than once: its writer (aggregate/stream)
+// rewrites the whole row when amendments add to its accounting, with a
+// larger applied_lsn. Query merges the points of one window by taking, per
+// field, the largest value: rewrites carry the same aggregates and
+// accounting totals that only grow.
 package view
 
 import (
@@ -48,7 +46,7 @@ type Row struct {
 
 // Fields are the stored fields of a window, in Row.Values order.
 var Fields = []string{"count", "sum", "min", "max", "mean", "first", "last", "p50", "p95", "p99",
-	"late", "duplicates", "conflicts", "untrusted", "close_lsn"}
+	"late", "duplicates", "conflicts", "untrusted", "close_lsn", "applied_lsn"}
 
 // FieldIndex returns the position of a field in Fields, or -1.
 func FieldIndex(name string) int { return slices.Index(Fields, name) }

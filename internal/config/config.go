@@ -119,6 +119,9 @@ type Aggregate struct {
 	Windows []Duration `yaml:"windows"`
 	// Lateness a reading may have and still be folded in. Default 5s.
 	Lateness Duration `yaml:"lateness"`
+	// IdleAfter closes the windows of a series silent this long (processing
+	// time). Default 30s.
+	IdleAfter Duration `yaml:"idle_after"`
 	// Quantiles reported per window. Default [0.5, 0.95, 0.99].
 	Quantiles []float64 `yaml:"quantiles"`
 }
@@ -185,6 +188,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Aggregate.Lateness == 0 {
 		c.Aggregate.Lateness = Duration(5 * time.Second)
+	}
+	if c.Aggregate.IdleAfter == 0 {
+		c.Aggregate.IdleAfter = Duration(30 * time.Second)
 	}
 	if len(c.Aggregate.Quantiles) == 0 {
 		c.Aggregate.Quantiles = []float64{0.5, 0.95, 0.99}
@@ -337,6 +343,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Aggregate.Lateness < 0 {
 		add("aggregate.lateness", "must not be negative")
+	}
+	if c.Aggregate.IdleAfter < 0 {
+		add("aggregate.idle_after", "must not be negative")
 	}
 	for i, q := range c.Aggregate.Quantiles {
 		if !(q > 0 && q < 1) {

@@ -16,9 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged-io/edged/aggregate"
+	"github.com/edged-io/edged/aggregate/stream"
+	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/internal/broker"
 	"github.com/edged-io/edged/internal/config"
 	"github.com/edged-io/edged/sensors"
+	"github.com/edged-io/edged/sensors/deadletter"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -31,6 +35,9 @@ type Daemon struct {
 	broker  *broker.Broker
 	sources []namedSource
 	mqtt    *sensors.MQTT
+	dead    *deadletter.Store
+	views   *view.Store
+	stream  *stream.Stream
 	http    *http.Server
 	ln      net.Listener
 	metrics *metrics
@@ -72,19 +79,24 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 		l.Close()
 		return nil, err
 	}
+	if err := d.buildAggregation(); err != nil {
+		l.Close()
+		return nil, err
+	}
 	d.metrics = newMetrics(d)
+	token, err := config.Secret(cfg.HTTP.TokenFile)
+	if err != nil {
+		d.views.Close()
+		l.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
+		d.views.Close()
 		l.Close()
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
 	d.ln = ln
-	token, err := config.Secret(cfg.HTTP.TokenFile)
-	if err != nil {
-		ln.Close()
-		l.Close()
-		return nil, err
-	}
 	d.http = &http.Server{Handler: d.routes(token), ReadHeaderTimeout: 5 * time.Second}
 	return d, nil
 }
@@ -121,14 +133,45 @@ func (d *Daemon) buildSources() error {
 		if err != nil {
 			return err
 		}
+		dead, err := deadletter.Open(filepath.Join(c.DataDir, "deadletter"), deadletter.Options{})
+		if err != nil {
+			return err
+		}
+		d.dead = dead
 		m, err := sensors.NewMQTT(sensors.MQTTOptions{Broker: broker, ClientID: c.MQTT.ClientID, Username: c.MQTT.Username,
-			Password: password, Subscriptions: subs, Logger: d.logger.With("component", "mqtt")})
+			Password: password, Subscriptions: subs, Rejects: dead, Logger: d.logger.With("component", "mqtt")})
 		if err != nil {
 			return err
 		}
 		d.mqtt = m
 		d.sources = append(d.sources, namedSource{"mqtt", m})
 	}
+	return nil
+}
+
+func (d *Daemon) buildAggregation() error {
+	c := d.cfg
+	sizes := make([]time.Duration, len(c.Aggregate.Windows))
+	for i, w := range c.Aggregate.Windows {
+		sizes[i] = time.Duration(w)
+	}
+	views, err := view.Open(filepath.Join(c.DataDir, "views"), sizes, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	st, err := stream.New(stream.Options{
+		Log:   d.log,
+		Dir:   filepath.Join(c.DataDir, "aggregate"),
+		Views: views,
+		Aggregate: aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
+			IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles},
+		Logger: d.logger.With("component", "aggregate"),
+	})
+	if err != nil {
+		views.Close()
+		return err
+	}
+	d.views, d.stream = views, st
 	return nil
 }
 
@@ -183,7 +226,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 
+	aggCtx, stopAgg, aggWG := stage()
+	aggWG.Go(func() { fail("aggregator", d.stream.Run(aggCtx)) })
+
 	srcCtx, stopSources, srcWG := stage()
+	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second}.Run(srcCtx)) })
 	for _, s := range d.sources {
 		srcWG.Go(func() { fail("sensor "+s.name, s.src.Run(srcCtx, sensors.LogSink{Log: d.log})) })
 	}
@@ -200,10 +247,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ready.Store(false)
 	stopSources()
 	srcWG.Wait()
+	stopAgg()
+	aggWG.Wait()
 	stopWAL()
 	walWG.Wait()
 	if err := d.log.Close(); err != nil {
 		fail("wal", err)
+	}
+	if err := d.views.Close(); err != nil {
+		fail("views", err)
+	}
+	if d.dead != nil {
+		if err := d.dead.Close(); err != nil {
+			fail("dead letters", err)
+		}
 	}
 	stopBroker()
 	brokerWG.Wait()

@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/internal/config"
@@ -24,15 +28,15 @@ func testConfig(t *testing.T, extra string) *config.Config {
 device: test-pi
 data_dir: %s
 http: {listen: "127.0.0.1:0"}
-mqtt: {embedded_listen: "127.0.0.1:%d"}
 sensors:
   sim: {enabled: true, series: 3, interval: 10ms}
   thermal: {enabled: true}
-%s`, dir, servicetest.FreePort(t), extra)
+%s`, dir, extra)
 	c, err := config.Parse(filepath.Join(dir, "edged.yaml"), []byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.MQTT.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", servicetest.FreePort(t))
 	return c
 }
 
@@ -81,17 +85,38 @@ func get(t *testing.T, url, token string) (int, string) {
 }
 
 func TestDaemonRunsSimIntoTheLogAndServesHTTP(t *testing.T) {
-	c := testConfig(t, "")
+	c := testConfig(t, "aggregate: {windows: [200ms, 1s], lateness: 50ms}\n")
 	d, stop := start(t, c)
 	base := "http://" + d.Addr()
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	code, body := get(t, base+"/api/v1/query?series=sim/1&window=200ms&from=0", "")
+	var q struct {
+		Rows []struct {
+			Fields map[string]float64 `json:"fields"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(body), &q); code != 200 || err != nil || len(q.Rows) < 3 {
+		t.Fatalf("query: %d %v %s", code, err, body)
+	}
+	for _, r := range q.Rows { // at most 20 readings at 10ms in 200ms (fewer if the machine is busy)
+		f := r.Fields
+		if n := f["count"]; n < 1 || n > 21 || f["min"] > f["mean"] || f["mean"] > f["max"] || f["sum"] != f["mean"]*n && math.Abs(f["sum"]-f["mean"]*n) > 1e-9 {
+			t.Fatalf("window fields %v", f)
+		}
+	}
+	if code, body := get(t, base+"/api/v1/series", ""); code != 200 || !strings.Contains(body, `"series": "sim/2"`) {
+		t.Fatalf("series: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/api/v1/query?series=sim/1&window=7s", ""); code != 400 {
+		t.Fatalf("query of an unconfigured window: %d", code)
+	}
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/api/v1/wal": `"durable_lsn"`} {
 		if code, body := get(t, base+path, ""); code != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET %s = %d %q", path, code, body)
 		}
 	}
-	code, body := get(t, base+"/metrics", "")
-	if code != 200 || !strings.Contains(body, "edged_wal_appends_total") || strings.Contains(body, "edged_wal_appends_total 0\n") {
+	code, body = get(t, base+"/metrics", "")
+	if code != 200 || !strings.Contains(body, "edged_aggregate_windows_total") || !strings.Contains(body, "edged_wal_appends_total") || strings.Contains(body, "edged_wal_appends_total 0\n") {
 		t.Fatalf("metrics: %d\n%s", code, body)
 	}
 	if err := stop(); err != nil {
@@ -109,6 +134,9 @@ func TestDaemonRunsSimIntoTheLogAndServesHTTP(t *testing.T) {
 		rec, err := r.Next()
 		if err != nil {
 			break
+		}
+		if edged.Kind(rec.Data) == edged.KindTick {
+			continue
 		}
 		rs, err := edged.DecodeRecord(nil, rec.Data, rec.LSN)
 		if err != nil || len(rs) != 3 || rs[0].Device != "test-pi" {
@@ -159,4 +187,65 @@ func TestDaemonReportsABusyBrokerPort(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is another broker running") {
 		t.Fatalf("Run = %v", err)
 	}
+}
+
+// TestDaemonIngestsMQTTThroughTheEmbeddedBroker: a number and a JSON
+// subscription on the embedded broker; good messages become readings and
+// windows, a malformed one lands in the dead-letter store and the metrics.
+func TestDaemonIngestsMQTTThroughTheEmbeddedBroker(t *testing.T) {
+	c := testConfig(t, `aggregate: {windows: [200ms, 1s], lateness: 50ms}
+mqtt:
+  subscriptions:
+    - {topic: "lab/+/temp", format: number, unit: "°C"}
+    - {topic: "z2m/+", format: zigbee2mqtt}
+`)
+	c.Sensors.Sim.Enabled = false
+	d, stop := start(t, c)
+	base := "http://" + d.Addr()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.mqtt.Stats().Connected == false && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + c.MQTT.EmbeddedListen).SetClientID("pub"))
+	if tok := pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer pub.Disconnect(50)
+	for i := range 40 {
+		pub.Publish("lab/bench/temp", 1, false, fmt.Sprint(20+i%5)).Wait()
+		time.Sleep(10 * time.Millisecond)
+	}
+	pub.Publish("z2m/kitchen", 1, false, `{"temperature":21.5,"humidity":40,"linkquality":120}`).Wait()
+	pub.Publish("lab/bench/temp", 1, false, "warm").Wait()
+	for d.mqtt.Stats().Acked < 42 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(1200 * time.Millisecond)                                                // windows close
+	if st := d.mqtt.Stats(); st.Acked != 42 || st.Rejected != 1 || st.Readings != 43 { // z2m: temperature, humidity, linkquality
+		t.Fatalf("mqtt stats %+v", st)
+	}
+	code, body := get(t, base+"/api/v1/query?series=lab/bench/temp&window=200ms&from=0", "")
+	if code != 200 || !strings.Contains(body, `"count"`) {
+		t.Fatalf("query: %d %s", code, body)
+	}
+	if code, body := get(t, base+"/api/v1/deadletters", ""); code != 200 || !strings.Contains(body, "warm") {
+		t.Fatalf("dead letters: %d %s", code, body)
+	}
+	if _, body := get(t, base+"/metrics", ""); !strings.Contains(body, `edged_ingest_rejected_total{reason="not_a_number"} 1`) {
+		t.Fatalf("metrics lack the reject:\n%s", grep(body, "rejected"))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -31,6 +31,17 @@ func (d *Daemon) routes(token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/wal", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, d.log.Stats())
 	})
+	mux.HandleFunc("GET /api/v1/series", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, d.views.Series())
+	})
+	mux.HandleFunc("GET /api/v1/query", d.handleQuery)
+	mux.HandleFunc("GET /api/v1/deadletters", func(w http.ResponseWriter, r *http.Request) {
+		if d.dead == nil {
+			writeJSON(w, []struct{}{})
+			return
+		}
+		writeJSON(w, d.dead.List(100))
+	})
 	if token == "" {
 		return mux
 	}

@@ -35,6 +35,21 @@ func newMetrics(d *Daemon) *metrics {
 				}),
 		)
 	}
+	if d.dead != nil {
+		r.MustRegister(rejectCollector{d})
+	}
+	if st := d.stream; st != nil {
+		r.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_aggregate_records_total", Help: "Log records the aggregator applied."},
+				func() float64 { return float64(st.Stats().Applied) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_aggregate_windows_total", Help: "Windows closed and stored."},
+				func() float64 { return float64(st.Stats().Windows) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_aggregate_amendments_total", Help: "Accounting amendments to closed windows (late readings and the like)."},
+				func() float64 { return float64(st.Stats().Amendments) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_aggregate_checkpoint_lsn", Help: "LSN of the last aggregator checkpoint."},
+				func() float64 { return float64(st.Stats().CheckpointLSN) }),
+		)
+	}
 	return &metrics{registry: r}
 }
 
@@ -81,4 +96,16 @@ func (c walCollector) Collect(ch chan<- prometheus.Metric) {
 		failed = 1
 	}
 	ch <- prometheus.MustNewConstMetric(walFailed, prometheus.GaugeValue, failed)
+}
+
+var rejected = prometheus.NewDesc("edged_ingest_rejected_total", "Messages refused by their payload decoder, by reason (kept in the dead-letter store).", []string{"reason"}, nil)
+
+type rejectCollector struct{ d *Daemon }
+
+func (c rejectCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rejected }
+
+func (c rejectCollector) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range c.d.dead.Counts() {
+		ch <- prometheus.MustNewConstMetric(rejected, prometheus.CounterValue, float64(n), string(reason))
+	}
 }
