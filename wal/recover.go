@@ -291,12 +291,20 @@ func (l *Log) cutTail(f File, tail *segment, off int64) error {
 
 // writeFileSync writes a new file durably: tmp, fsync, rename, fsync dir.
 func (l *Log) writeFileSync(path string, data []byte) error {
+	return WriteFileAtomic(l.fs, path, data)
+}
+
+// WriteFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content, never a mix: write a temporary file, fsync it,
+// rename it over path, fsync the directory. The directory is created if
+// needed. Other packages use it for their small state files (checkpoints).
+func WriteFileAtomic(fsys FS, path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := l.fs.MkdirAll(dir, 0o750); err != nil {
+	if err := fsys.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	f, err := l.fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
 		return err
 	}
@@ -311,8 +319,8 @@ func (l *Log) writeFileSync(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := l.fs.Rename(tmp, path); err != nil {
+	if err := fsys.Rename(tmp, path); err != nil {
 		return err
 	}
-	return l.fs.SyncDir(dir)
+	return fsys.SyncDir(dir)
 }

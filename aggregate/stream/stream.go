@@ -338,31 +338,7 @@ func writeCheckpoint(path string, lsn uint64, state []byte) error {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(state)))
 	b = append(b, state...)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return wal.WriteFileAtomic(wal.OSFS{}, path, b)
 }
 
 func readCheckpoint(path string) (uint64, []byte, error) {

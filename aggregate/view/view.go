@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/nakabonne/tstorage"
+
+	"github.com/edged-io/edged/wal"
 )
 
 // Row is one window of one series.
@@ -221,7 +223,7 @@ func (s *Store) sizes() []time.Duration {
 	return out
 }
 
-// Sync persists the series index (atomically) if it changed.
+// Sync persists the series index (atomically and durably) if it changed.
 func (s *Store) Sync() error {
 	s.mu.Lock()
 	if !s.dirty {
@@ -238,11 +240,10 @@ func (s *Store) Sync() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(s.dir, "series.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+	if err := wal.WriteFileAtomic(wal.OSFS{}, filepath.Join(s.dir, "series.json"), b); err != nil {
 		return fmt.Errorf("view: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(s.dir, "series.json"))
+	return nil
 }
 
 // Close flushes and closes every database.
