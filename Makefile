@@ -16,7 +16,7 @@ FUZZTIME  ?= 30s
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test test-race bench fuzz lint cross clean
+.PHONY: help setup build run test test-race bench bench-ingest fuzz lint cross clean
 
 help: ## list the targets
 	@echo "edged — edge IoT sensor aggregation. Targets:"
@@ -46,6 +46,10 @@ bench: ## benchmarks, each figure beside a reference measured in the same run; m
 	$(GO) run $(BENCHSTAT) $(DIST)/bench.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench-1cpu.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench-speed.txt
+
+bench-ingest: setup ## end-to-end MQTT ingest through mosquitto into edged vs a paho counting subscriber and mosquitto_sub (a few minutes)
+	@mkdir -p $(DIST)
+	$(GO) test -run '^$$' -bench Ingest -benchtime 1x -count 3 -timeout 30m ./internal/e2e/ | tee $(DIST)/bench-ingest.txt
 
 FUZZ_PKGS ?= . ./wal/ ./sensors/payload/ ./internal/config/ ./aggregate/
 

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged-io/edged/internal/servicetest"
+)
+
+// BenchmarkIngest: end-to-end MQTT ingest through a local mosquitto into
+// edged (WAL under fsync=interval, windows of 10s/1m/1h, sketches on),
+// beside two references measured in the same run on the same broker and
+// publisher: a paho subscriber that only counts (the floor for any
+// paho-based consumer) and mosquitto_sub > /dev/null (the broker's own
+// delivery ceiling). Run with -benchtime 1x; EDGED_BENCH_MSGS sets the
+// message count (default 100,000).
+func BenchmarkIngest(b *testing.B) {
+	n := 100_000
+	if s := os.Getenv("EDGED_BENCH_MSGS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	pahocount := filepath.Join(b.TempDir(), "pahocount")
+	if out, err := exec.Command("go", "build", "-o", pahocount, "./pahocount").CombinedOutput(); err != nil {
+		b.Fatalf("build pahocount: %v\n%s", err, out)
+	}
+	for _, series := range []int{100, 1000} {
+		for _, qos := range []int{0, 1} {
+			b.Run(fmt.Sprintf("series=%d/qos=%d", series, qos), func(b *testing.B) {
+				var paho, mosq, ed result
+				for b.Loop() {
+					broker := servicetest.StartMosquitto(b, servicetest.MosquittoOptions{ExtraConfig: brokerLimits})
+					paho = runProcessRef(b, broker.URL, exec.Command(pahocount, "-broker", broker.URL, "-qos", strconv.Itoa(qos), "-n", strconv.Itoa(n), "-timeout", "60s"), series, qos, n)
+					mosq = runProcessRef(b, broker.URL, exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", strconv.Itoa(broker.Port),
+						"-t", "sensors/#", "-q", strconv.Itoa(qos), "-C", strconv.Itoa(n)), series, qos, n)
+					ed = runEdgedIngest(b, broker.URL, series, qos, n)
+				}
+				b.ReportMetric(ed.rate(), "edged-msgs/s")
+				b.ReportMetric(paho.rate(), "paho-msgs/s")
+				b.ReportMetric(mosq.rate(), "mosq-msgs/s")
+				b.ReportMetric(ed.rate()/paho.rate(), "x-paho-rate")
+				b.ReportMetric(ed.cpuPerM(), "edged-cpu-s/M")
+				b.ReportMetric(paho.cpuPerM(), "paho-cpu-s/M")
+				b.ReportMetric(ed.cpuPerM()/paho.cpuPerM(), "x-paho-cpu")
+				b.ReportMetric(float64(ed.rssKiB)/1024, "edged-peak-RSS-MiB")
+				b.ReportMetric(float64(n-ed.received), "edged-lost")
+				b.ReportMetric(float64(n-paho.received), "paho-lost")
+			})
+		}
+	}
+}
+
+type result struct {
+	received int
+	elapsed  time.Duration
+	cpu      time.Duration
+	rssKiB   int64
+}
+
+func (r result) rate() float64    { return float64(r.received) / r.elapsed.Seconds() }
+func (r result) cpuPerM() float64 { return r.cpu.Seconds() / float64(r.received) * 1e6 }
+
+// publishN publishes n readings over `series` topics as fast as the
+// publisher goes (QoS 1: waits for every PUBACK at the end).
+func publishN(b *testing.B, url string, series, qos, n int) {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-pub-%d", time.Now().UnixNano())))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Errorf("publisher: %v", tok.Error()) // the waiting side times out
+		return
+	}
+	defer c.Disconnect(100)
+	t0 := time.Now().UnixMilli()
+	var toks []mqtt.Token
+	for k := range n {
+		i, j := k%series, k/series
+		tok := c.Publish(fmt.Sprintf("sensors/s%d", i), byte(qos), false,
+			fmt.Sprintf(`{"ts":%d,"value":%d.25}`, t0-600_000+int64(j)*10+int64(i%10), k%100))
+		if qos > 0 {
+			toks = append(toks, tok)
+		}
+	}
+	for _, tok := range toks {
+		tok.WaitTimeout(time.Minute)
+	}
+}
+
+func runProcessRef(b *testing.B, url string, cmd *exec.Cmd, series, qos, n int) result {
+	b.Helper()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if strings.Contains(cmd.Path, "pahocount") {
+		lines.Scan() // "subscribed"
+	} else {
+		time.Sleep(500 * time.Millisecond)
+	}
+	start := time.Now()
+	go publishN(b, url, series, qos, n)
+	// The end is the moment the last message arrived: pahocount prints its
+	// count at once (before disconnecting); mosquitto_sub prints messages
+	// and exits after the n-th.
+	var last string
+	var end time.Time
+	for lines.Scan() {
+		last, end = lines.Text(), time.Now()
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+	}
+	elapsed := end.Sub(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	received := n
+	if strings.Contains(cmd.Path, "pahocount") {
+		received, _ = strconv.Atoi(last)
+	}
+	return result{received: received, elapsed: elapsed,
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		rssKiB: ru.Maxrss}
+}
+
+func runEdgedIngest(b *testing.B, url string, series, qos, n int) result {
+	b.Helper()
+	dir := b.TempDir()
+	port := servicetest.FreePort(b)
+	cfg := fmt.Sprintf(`device: bench
+data_dir: %s
+http: {listen: "127.0.0.1:%d"}
+wal: {fsync: interval}
+mqtt:
+  broker: %s
+  client_id: edged-bench
+  subscriptions:
+    - {topic: sensors/+, format: json, series: "{2}/{field}", fields: [{path: value}], time: {path: ts, format: unix_ms}, qos: %d}
+sensors: {sim: {enabled: false}, thermal: {enabled: false}}
+`, filepath.Join(dir, "data"), port, url, qos)
+	path := filepath.Join(dir, "edged.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	cmd := exec.Command(edgedBin, "run", "-c", path)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if v := metric(base, "edged_mqtt_connected"); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("edged did not connect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // subscription acknowledged
+	cpu0 := procCPU(cmd.Process.Pid)
+	start := time.Now()
+	go publishN(b, url, series, qos, n)
+	counter := "edged_mqtt_messages_total"
+	if qos > 0 {
+		counter = "edged_mqtt_acked_total" // durable and acknowledged
+	}
+	var got float64
+	var end time.Time
+	for stallSince := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		v := metric(base, counter)
+		if v > got {
+			got, end, stallSince = v, time.Now(), time.Now()
+		}
+		if int(got) >= n || time.Since(stallSince) > 5*time.Second {
+			break
+		}
+	}
+	return result{received: int(got), elapsed: end.Sub(start), cpu: procCPU(cmd.Process.Pid) - cpu0, rssKiB: procHWM(cmd.Process.Pid)}
+}
+
+func metric(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// procCPU is utime+stime of a live process.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+func procHWM(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
