@@ -124,6 +124,16 @@ type Aggregate struct {
 	IdleAfter Duration `yaml:"idle_after"`
 	// Quantiles reported per window. Default [0.5, 0.95, 0.99].
 	Quantiles []float64 `yaml:"quantiles"`
+	// Output publishes every closed window (and every later addition to
+	// its accounting) as JSON to <prefix>/<device>/agg/<window>/<series>.
+	Output WindowOutput `yaml:"mqtt_output"`
+}
+
+// WindowOutput configures the MQTT output of closed windows.
+type WindowOutput struct {
+	Enabled bool   `yaml:"enabled"`
+	Prefix  string `yaml:"prefix"` // default "edged"
+	QoS     int    `yaml:"qos"`    // 0 (default) or 1
 }
 
 // Default returns the embedded defaults (what `make run` uses).
@@ -131,6 +141,7 @@ func Default() *Config {
 	c := &Config{}
 	c.Sensors.Sim.Enabled = true
 	c.Sensors.Thermal.Enabled = true
+	c.Aggregate.Output.Enabled = true // so that `make run` shows windows on the embedded broker
 	c.applyDefaults()
 	return c
 }
@@ -188,6 +199,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Aggregate.Lateness == 0 {
 		c.Aggregate.Lateness = Duration(5 * time.Second)
+	}
+	if c.Aggregate.Output.Prefix == "" {
+		c.Aggregate.Output.Prefix = "edged"
 	}
 	if c.Aggregate.IdleAfter == 0 {
 		c.Aggregate.IdleAfter = Duration(30 * time.Second)
@@ -343,6 +357,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Aggregate.Lateness < 0 {
 		add("aggregate.lateness", "must not be negative")
+	}
+	if q := c.Aggregate.Output.QoS; q != 0 && q != 1 {
+		add("aggregate.mqtt_output.qos", "%d: use 0 or 1", q)
+	}
+	if strings.ContainsAny(c.Aggregate.Output.Prefix, "#+") {
+		add("aggregate.mqtt_output.prefix", "%q must not contain # or +", c.Aggregate.Output.Prefix)
 	}
 	if c.Aggregate.IdleAfter < 0 {
 		add("aggregate.idle_after", "must not be negative")

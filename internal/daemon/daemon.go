@@ -21,6 +21,7 @@ import (
 	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/internal/broker"
 	"github.com/edged-io/edged/internal/config"
+	"github.com/edged-io/edged/internal/mqttout"
 	"github.com/edged-io/edged/sensors"
 	"github.com/edged-io/edged/sensors/deadletter"
 	"github.com/edged-io/edged/wal"
@@ -37,6 +38,7 @@ type Daemon struct {
 	mqtt    *sensors.MQTT
 	dead    *deadletter.Store
 	views   *view.Store
+	out     *mqttout.Publisher
 	stream  *stream.Stream
 	http    *http.Server
 	ln      net.Listener
@@ -119,11 +121,10 @@ func (d *Daemon) buildSources() error {
 			d.sources = append(d.sources, namedSource{"thermal", th})
 		}
 	}
-	broker := c.MQTT.Broker
-	if broker == "" {
+	if c.MQTT.Broker == "" {
 		d.broker = newEmbedded(c.MQTT.EmbeddedListen, d.logger)
-		broker = "tcp://" + c.MQTT.EmbeddedListen
 	}
+	broker := d.brokerURL()
 	if len(c.MQTT.Subscriptions) > 0 {
 		subs, err := buildSubscriptions(c)
 		if err != nil {
@@ -159,7 +160,25 @@ func (d *Daemon) buildAggregation() error {
 	if err != nil {
 		return err
 	}
+	var emit func(aggregate.Window)
+	if o := c.Aggregate.Output; o.Enabled {
+		password, err := config.Secret(c.MQTT.PasswordFile)
+		if err != nil {
+			views.Close()
+			return err
+		}
+		d.out, err = mqttout.New(mqttout.Options{Broker: d.brokerURL(), ClientID: c.MQTT.ClientID + "-out",
+			Username: c.MQTT.Username, Password: password, Logger: d.logger.With("component", "mqtt-output")})
+		if err != nil {
+			views.Close()
+			return err
+		}
+		emit = func(w aggregate.Window) {
+			d.out.Publish(mqttout.Message{Topic: windowTopic(o.Prefix, w), Payload: windowJSON(w), QoS: byte(o.QoS)})
+		}
+	}
 	st, err := stream.New(stream.Options{
+		Emit:  emit,
 		Log:   d.log,
 		Dir:   filepath.Join(c.DataDir, "aggregate"),
 		Views: views,
@@ -173,6 +192,14 @@ func (d *Daemon) buildAggregation() error {
 	}
 	d.views, d.stream = views, st
 	return nil
+}
+
+// brokerURL is the configured broker, or the embedded one.
+func (d *Daemon) brokerURL() string {
+	if d.cfg.MQTT.Broker != "" {
+		return d.cfg.MQTT.Broker
+	}
+	return "tcp://" + d.cfg.MQTT.EmbeddedListen
 }
 
 func newEmbedded(addr string, logger *slog.Logger) *broker.Broker { return broker.New(addr, logger) }
@@ -217,6 +244,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-failed:
 		case <-time.After(5 * time.Second):
 		}
+	}
+
+	if d.out != nil {
+		brokerWG.Go(func() { fail("mqtt output", d.out.Run(brokerCtx)) })
 	}
 
 	httpWG := &sync.WaitGroup{}

@@ -193,7 +193,7 @@ func TestDaemonReportsABusyBrokerPort(t *testing.T) {
 // subscription on the embedded broker; good messages become readings and
 // windows, a malformed one lands in the dead-letter store and the metrics.
 func TestDaemonIngestsMQTTThroughTheEmbeddedBroker(t *testing.T) {
-	c := testConfig(t, `aggregate: {windows: [200ms, 1s], lateness: 50ms}
+	c := testConfig(t, `aggregate: {windows: [200ms, 1s], lateness: 50ms, mqtt_output: {enabled: true}}
 mqtt:
   subscriptions:
     - {topic: "lab/+/temp", format: number, unit: "°C"}
@@ -212,6 +212,15 @@ mqtt:
 		t.Fatal(tok.Error())
 	}
 	defer pub.Disconnect(50)
+	windows := make(chan []byte, 100)
+	if tok := pub.Subscribe("edged/test-pi/agg/200ms/lab/bench/temp", 0, func(_ mqtt.Client, m mqtt.Message) {
+		select {
+		case windows <- m.Payload():
+		default:
+		}
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
 	for i := range 40 {
 		pub.Publish("lab/bench/temp", 1, false, fmt.Sprint(20+i%5)).Wait()
 		time.Sleep(10 * time.Millisecond)
@@ -228,6 +237,24 @@ mqtt:
 	code, body := get(t, base+"/api/v1/query?series=lab/bench/temp&window=200ms&from=0", "")
 	if code != 200 || !strings.Contains(body, `"count"`) {
 		t.Fatalf("query: %d %s", code, body)
+	}
+	var got int
+	for len(windows) > 0 {
+		var w struct {
+			Series      string  `json:"series"`
+			Count       int     `json:"count"`
+			Min         float64 `json:"min"`
+			WindowStart int64   `json:"window_start"`
+			WindowEnd   int64   `json:"window_end"`
+		}
+		if err := json.Unmarshal(<-windows, &w); err != nil || w.Series != "lab/bench/temp" || w.WindowEnd-w.WindowStart != 200 {
+			t.Fatalf("window message: %v %+v", err, w)
+		}
+		got += w.Count
+	}
+	if got < 10 {
+		_, m := get(t, base+"/metrics", "")
+		t.Fatalf("window messages over MQTT covered only %d readings\n%s", got, grep(m, "window_output"))
 	}
 	if code, body := get(t, base+"/api/v1/deadletters", ""); code != 200 || !strings.Contains(body, "warm") {
 		t.Fatalf("dead letters: %d %s", code, body)

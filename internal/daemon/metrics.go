@@ -35,6 +35,14 @@ func newMetrics(d *Daemon) *metrics {
 				}),
 		)
 	}
+	if out := d.out; out != nil {
+		r.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_window_output_sent_total", Help: "Closed windows published over MQTT."},
+				func() float64 { return float64(out.Stats().Sent) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_window_output_dropped_total", Help: "Window messages dropped: queue full or broker unreachable."},
+				func() float64 { return float64(out.Stats().Dropped) }),
+		)
+	}
 	if d.dead != nil {
 		r.MustRegister(rejectCollector{d})
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/aggregate"
 	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/wal"
 )
@@ -105,4 +107,49 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor unix seconds", s)
 	}
 	return time.Unix(0, int64(sec*1e9)), nil
+}
+
+// windowTopic is <prefix>/<device>/agg/<window>/<series>.
+func windowTopic(prefix string, w aggregate.Window) string {
+	return prefix + "/" + w.Device + "/agg/" + w.Size.String() + "/" + w.Series
+}
+
+type windowMessage struct {
+	Device      string             `json:"device"`
+	Series      string             `json:"series"`
+	Unit        string             `json:"unit,omitempty"`
+	Window      string             `json:"window"`
+	WindowStart int64              `json:"window_start"` // ms since the epoch
+	WindowEnd   int64              `json:"window_end"`
+	Count       uint64             `json:"count"`
+	Sum         *float64           `json:"sum,omitempty"`
+	Min         *float64           `json:"min,omitempty"`
+	Max         *float64           `json:"max,omitempty"`
+	Mean        *float64           `json:"mean,omitempty"`
+	First       *float64           `json:"first,omitempty"`
+	Last        *float64           `json:"last,omitempty"`
+	Quantiles   map[string]float64 `json:"quantiles,omitempty"`
+	Late        uint64             `json:"late"`
+	Duplicates  uint64             `json:"duplicates"`
+	Conflicts   uint64             `json:"conflicts"`
+	Untrusted   uint64             `json:"untrusted"`
+	CloseLSN    uint64             `json:"lsn"`
+	Amended     bool               `json:"amended,omitempty"`
+}
+
+// windowJSON is the MQTT output payload of a window. An amendment carries
+// only the accounting to add to the window's earlier messages.
+func windowJSON(w aggregate.Window) []byte {
+	m := windowMessage{Device: w.Device, Series: w.Series, Unit: w.Unit, Window: w.Size.String(),
+		WindowStart: w.Start / 1e6, WindowEnd: w.End / 1e6, Count: w.Count, Late: w.Late, Duplicates: w.Duplicates,
+		Conflicts: w.Conflicts, Untrusted: w.Untrusted + w.Invalid, CloseLSN: w.CloseLSN, Amended: w.Amended}
+	if w.Count > 0 {
+		m.Sum, m.Min, m.Max, m.Mean, m.First, m.Last = &w.Sum, &w.Min, &w.Max, &w.Mean, &w.First.Value, &w.Last.Value
+		m.Quantiles = map[string]float64{}
+		for _, q := range w.Quantiles {
+			m.Quantiles[fmt.Sprintf("p%g", q.Q*100)] = q.Value
+		}
+	}
+	b, _ := json.Marshal(m)
+	return b
 }
