@@ -10,7 +10,7 @@ import (
 func sampleReadings() []Reading {
 	return []Reading{
 		{Device: "pi-1", Series: "greenhouse/temperature", Unit: "°C", Value: 21.25, Time: 1_700_000_000_000_000_000, Ingest: 1_700_000_000_100_000_000},
-		{Device: "pi-1", Series: "greenhouse/humidity", Unit: "%", Value: -0.0, Time: 5, Ingest: 3, Flags: TimeFromIngest | ClockUnsynced},
+		{Device: "pi-1", Series: "greenhouse/humidity", Unit: "%", Value: math.Copysign(0, -1), Time: 5, Ingest: 3, Flags: TimeFromIngest | ClockUnsynced},
 		{Device: "", Series: "x", Value: math.Inf(-1), Time: math.MinInt64 / 2, Ingest: 0, Flags: TimeAbsurd},
 	}
 }
