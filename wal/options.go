@@ -54,7 +54,8 @@ type Options struct {
 	// RetentionCheck is how often Run applies retention. Default 10 s.
 	RetentionCheck time.Duration
 	// MaxPendingBytes bounds appended records not yet handed to the file
-	// system; Append blocks beyond it. Default 8 MiB.
+	// system; Append blocks beyond it. Default 1 MiB: batches form only while
+	// a write or fsync is in progress, so this bounds memory, not throughput.
 	MaxPendingBytes int
 	// VerifyOnStart makes Run check the closed segments' checksums in the
 	// background and quarantine corrupt ones. Open itself only scans the
@@ -102,7 +103,7 @@ func (o Options) withDefaults() Options {
 		o.RetentionCheck = 10 * time.Second
 	}
 	if o.MaxPendingBytes == 0 {
-		o.MaxPendingBytes = 8 << 20
+		o.MaxPendingBytes = 1 << 20
 	}
 	if o.FS == nil {
 		o.FS = OSFS{}

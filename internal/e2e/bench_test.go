@@ -25,7 +25,8 @@ import (
 // publisher: a paho subscriber that only counts (the floor for any
 // paho-based consumer) and mosquitto_sub > /dev/null (the broker's own
 // delivery ceiling). Run with -benchtime 1x; EDGED_BENCH_MSGS sets the
-// message count (default 100,000).
+// message count (default 100,000) and EDGED_BENCH_ENV one extra environment
+// variable for edged (e.g. GOMEMLIMIT=16MiB, to study memory against CPU).
 func BenchmarkIngest(b *testing.B) {
 	n := 100_000
 	if s := os.Getenv("EDGED_BENCH_MSGS"); s != "" {
@@ -154,6 +155,7 @@ sensors: {sim: {enabled: false}, thermal: {enabled: false}}
 	path := filepath.Join(dir, "edged.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	cmd := exec.Command(edgedBin, "run", "-c", path)
+	cmd.Env = append(os.Environ(), os.Getenv("EDGED_BENCH_ENV"))
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
