@@ -5,10 +5,18 @@
 // # Layout and idempotence
 //
 // Each window size has its own tstorage database under DIR/<size> (windows
-// of one size close in roughly time order, which tstorage needs: it drops
-// points older than its two writable partitions). A window is stored as one
-// point per field (count, sum, min, …) at the window's start time, labelled
-// with device and series.
+// of one size close in time order, which tstorage needs: it drops points
+// older than its two writable partitions). A series is one tstorage metric
+// per size, labelled with device and series; a window is one point per field
+// (count, sum, min, …) at its start time plus the field's index in ns —
+// windows are aligned to their size, so start and field are recovered
+// exactly. One metric per series and size, not per field, matters: tstorage
+// allocates 1,000 point slots (8 KiB) per metric and in-memory partition.
+//
+// tstorage does not return points written out of time order until their
+// partition is flushed to disk, and a window rewritten by an amendment is
+// such a point; the store also keeps those rewrites in memory (a map keyed
+// by window, so it holds only amended windows) and merges them into queries.
 //
 // A window may be written more than once: its writer (aggregate/stream)
 // rewrites the whole row when amendments add to its accounting, with a
@@ -33,6 +41,9 @@ import (
 
 	"github.com/edged-io/edged/wal"
 )
+
+// metric names every series' points in the per-size databases.
+const metric = "window"
 
 // Row is one window of one series.
 type Row struct {
@@ -69,12 +80,28 @@ type Store struct {
 	dbs    map[time.Duration]tstorage.Storage
 	series map[string]*SeriesInfo // device + "\x00" + series
 	dirty  bool
+	// tstorage does not return points written out of time order until
+	// their partition is flushed to disk, so rewrites of older windows
+	// (amendments) are also kept here and merged into queries.
+	latest  map[seriesSize]int64 // latest window start written
+	rewrite map[windowKey]Row
+}
+
+type seriesSize struct {
+	device, series string
+	size           time.Duration
+}
+
+type windowKey struct {
+	seriesSize
+	start int64
 }
 
 // Open opens (or creates) the store in dir for the given window sizes.
 // Retention keeps each size's windows for at least keep.
 func Open(dir string, sizes []time.Duration, keep time.Duration) (*Store, error) {
-	s := &Store{dir: dir, dbs: map[time.Duration]tstorage.Storage{}, series: map[string]*SeriesInfo{}}
+	s := &Store{dir: dir, dbs: map[time.Duration]tstorage.Storage{}, series: map[string]*SeriesInfo{},
+		latest: map[seriesSize]int64{}, rewrite: map[windowKey]Row{}}
 	for _, size := range sizes {
 		part := max(time.Hour, 24*size)
 		db, err := tstorage.NewStorage(
@@ -106,20 +133,28 @@ func Open(dir string, sizes []time.Duration, keep time.Duration) (*Store, error)
 // error.
 func (s *Store) Put(rows []Row) error {
 	for _, r := range rows {
-		if _, ok := s.dbs[r.Size]; !ok {
+		if _, ok := s.dbs[r.Size]; !ok || r.Start%int64(r.Size) != 0 {
 			return fmt.Errorf("view: no store for %v windows (configured: %v)", r.Size, s.sizes())
 		}
 	}
 	bySize := map[time.Duration][]tstorage.Row{}
+	// A window's fields are points at start+i ns; its size must leave room.
 	s.mu.Lock()
 	for _, r := range rows {
 		labels := []tstorage.Label{{Name: "device", Value: r.Device}, {Name: "series", Value: r.Series}}
+		ss := seriesSize{r.Device, r.Series, r.Size}
+		if latest, ok := s.latest[ss]; ok && r.Start <= latest {
+			k := windowKey{ss, r.Start}
+			s.rewrite[k] = mergeRow(s.rewrite[k], r)
+		} else {
+			s.latest[ss] = r.Start
+		}
 		for i, v := range r.Values {
 			if math.IsNaN(v) {
 				continue
 			}
-			bySize[r.Size] = append(bySize[r.Size], tstorage.Row{Metric: Fields[i], Labels: labels,
-				DataPoint: tstorage.DataPoint{Timestamp: r.Start, Value: v}})
+			bySize[r.Size] = append(bySize[r.Size], tstorage.Row{Metric: metric, Labels: labels,
+				DataPoint: tstorage.DataPoint{Timestamp: r.Start + int64(i), Value: v}})
 		}
 		s.note(r)
 	}
@@ -178,32 +213,65 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 		unit = info.Unit
 	}
 	s.mu.Unlock()
-	for i, f := range Fields {
-		pts, err := db.Select(f, labels, from, to)
-		if errors.Is(err, tstorage.ErrNoDataPoints) {
+	end := to + int64(len(Fields))
+	if end < to {
+		end = math.MaxInt64 // to was near the end of time
+	}
+	pts, err := db.Select(metric, labels, from, end)
+	if err != nil && !errors.Is(err, tstorage.ErrNoDataPoints) {
+		return nil, fmt.Errorf("view: query: %w", err)
+	}
+	for _, p := range pts {
+		i := int(p.Timestamp % int64(size))
+		start := p.Timestamp - int64(i)
+		if i < 0 || i >= len(Fields) || start < from || start >= to {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("view: query %s: %w", f, err)
+		r := rows[start]
+		if r == nil {
+			r = &Row{Device: device, Series: series, Unit: unit, Size: size, Start: start,
+				End: start + int64(size), Values: nanRow()}
+			rows[start] = r
 		}
-		for _, p := range pts {
-			r := rows[p.Timestamp]
-			if r == nil {
-				r = &Row{Device: device, Series: series, Unit: unit, Size: size, Start: p.Timestamp,
-					End: p.Timestamp + int64(size), Values: nanRow()}
-				rows[p.Timestamp] = r
-			}
-			if math.IsNaN(r.Values[i]) || p.Value > r.Values[i] {
-				r.Values[i] = p.Value
-			}
+		if math.IsNaN(r.Values[i]) || p.Value > r.Values[i] {
+			r.Values[i] = p.Value
 		}
 	}
+	s.mu.Lock()
+	for k, rw := range s.rewrite {
+		if k.device != device || k.series != series || k.size != size || k.start < from || k.start >= to {
+			continue
+		}
+		if r := rows[k.start]; r != nil {
+			*r = mergeRow(*r, rw)
+		} else {
+			rw := mergeRow(Row{}, rw)
+			rows[k.start] = &rw
+		}
+	}
+	s.mu.Unlock()
 	out := make([]Row, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
 	return out, nil
+}
+
+// mergeRow merges b into a field by field (largest value wins; NaN is
+// absent), the same rule Query applies to repeated points.
+func mergeRow(a, b Row) Row {
+	if a.Values == nil {
+		a = b
+		a.Values = slices.Clone(b.Values)
+		return a
+	}
+	for i, v := range b.Values {
+		if !math.IsNaN(v) && (math.IsNaN(a.Values[i]) || v > a.Values[i]) {
+			a.Values[i] = v
+		}
+	}
+	return a
 }
 
 func nanRow() []float64 {

@@ -22,7 +22,7 @@ func TestPutQueryMergeAndReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := int64(1_700_000_000) * int64(time.Second)
+	t0 := int64(1_699_999_200) * int64(time.Second) // aligned to the hour
 	var rows []Row
 	for i := range 30 {
 		rows = append(rows, row("greenhouse/t", 10*time.Second, t0+int64(i)*int64(10*time.Second), float64(10+i), 0))
@@ -79,5 +79,34 @@ func TestPutQueryMergeAndReopen(t *testing.T) {
 	series := s.Series()
 	if len(series) != 1 || series[0].Series != "greenhouse/t" || len(series[0].Sizes) != 2 {
 		t.Fatalf("series index after reopen: %+v", series)
+	}
+}
+
+// TestRewritesAreVisibleBeforeAFlush: tstorage hides points written out of
+// time order until their partition is flushed; an amendment rewriting an
+// older window must be visible at once all the same.
+func TestRewritesAreVisibleBeforeAFlush(t *testing.T) {
+	s, err := Open(t.TempDir(), []time.Duration{10 * time.Second}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := int64(1_699_999_200) * int64(time.Second) // aligned to the hour
+	var rows []Row
+	for i := range 10 {
+		rows = append(rows, row("s", 10*time.Second, t0+int64(i)*int64(10*time.Second), 5, 0))
+	}
+	if err := s.Put(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put([]Row{row("s", 10*time.Second, rows[3].Start, 5, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Query("pi", "s", 10*time.Second, t0, t0+int64(100*time.Second))
+	if err != nil || len(got) != 10 {
+		t.Fatalf("%d rows, %v", len(got), err)
+	}
+	if late := got[3].Values[FieldIndex("late")]; late != 4 {
+		t.Fatalf("the amended window reads late=%v before a flush, want 4", late)
 	}
 }

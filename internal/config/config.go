@@ -64,6 +64,8 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token clients must send (not the token itself).
 	TokenFile string `yaml:"token_file"`
+	// Pprof serves Go's profiler under /debug/pprof/ (behind the token, if any).
+	Pprof bool `yaml:"pprof"`
 }
 
 // MQTT configures the broker connection and the subscriptions to ingest.
