@@ -1,7 +1,8 @@
 // Package edged holds the one type every part of edged shares: the
 // Reading, and its encoding as a write-ahead-log record. Sources produce
 // readings, the log stores them, the aggregator, the alert engine and the
-// shipper consume them. It depends on the standard library only.
+// shipper consume them. It depends on the standard library only (and
+// internal/binread, itself standard-library only).
 package edged
 
 import (
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/edged-io/edged/internal/binread"
 )
 
 // Reading is one value of one sensor series at one instant.
@@ -89,15 +92,12 @@ func AppendTick(dst []byte, now int64) []byte {
 
 // DecodeTick decodes a tick record.
 func DecodeTick(b []byte) (int64, error) {
-	d := decoder{b: b}
-	if k := d.byte(); RecordKind(k) != KindTick {
+	d := binread.New(b, ErrBadRecord)
+	if k := d.Byte(); RecordKind(k) != KindTick {
 		return 0, fmt.Errorf("%w: kind %d is not a tick", ErrBadRecord, k)
 	}
-	now := d.varint()
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	return now, d.err
+	now := d.Varint()
+	return now, d.End()
 }
 
 // A readings record is laid out as (little-endian, varints as in
@@ -147,95 +147,27 @@ func appendString(dst []byte, s string) []byte {
 // DecodeRecord decodes a log record, appending its readings to dst with
 // LSN set to lsn. Strings are copied, so b may be reused.
 func DecodeRecord(dst []Reading, b []byte, lsn uint64) ([]Reading, error) {
-	d := decoder{b: b}
-	if k := d.byte(); RecordKind(k) != KindReadings {
+	d := binread.New(b, ErrBadRecord)
+	if k := d.Byte(); RecordKind(k) != KindReadings {
 		return dst, fmt.Errorf("%w: kind %d is not readings", ErrBadRecord, k)
 	}
-	n := d.uvarint()
-	if d.err == nil && (n == 0 || n > uint64(len(b))) { // each reading takes > 1 byte
-		d.fail("count %d", n)
+	n := d.Uvarint()
+	if d.Err() == nil && (n == 0 || n > uint64(len(b))) { // each reading takes > 1 byte
+		d.Fail("count %d", n)
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := uint64(0); i < n && d.Err() == nil; i++ {
 		var r Reading
-		r.Flags = Flags(d.byte())
-		r.Time = d.varint()
-		r.Ingest = r.Time + d.varint()
-		r.Value = math.Float64frombits(d.uint64())
-		r.Device = d.string()
-		r.Series = d.string()
-		r.Unit = d.string()
+		r.Flags = Flags(d.Byte())
+		r.Time = d.Varint()
+		r.Ingest = r.Time + d.Varint()
+		r.Value = math.Float64frombits(d.Uint64())
+		r.Device = d.String(MaxStringLen)
+		r.Series = d.String(MaxStringLen)
+		r.Unit = d.String(MaxStringLen)
 		r.LSN = lsn
-		if d.err == nil {
+		if d.Err() == nil {
 			dst = append(dst, r)
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	return dst, d.err
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrBadRecord, fmt.Sprintf(format, args...))
-	}
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) < 1 {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) uint64() uint64 {
-	if d.err != nil || len(d.b) < 8 {
-		d.fail("truncated")
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > MaxStringLen || n > uint64(len(d.b)) {
-		d.fail("string of %d bytes", n)
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	return dst, d.End()
 }

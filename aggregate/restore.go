@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/internal/binread"
 )
 
 // UnmarshalBinary restores a checkpoint. On an Aggregator from New the
@@ -27,10 +28,10 @@ func (a *Aggregator) UnmarshalBinary(b []byte) error {
 	if v := body[len(checkpointMagic)]; v != checkpointVersion {
 		return fmt.Errorf("%w: version %d (this build reads %d)", ErrCheckpoint, v, checkpointVersion)
 	}
-	d := &reader{b: body[len(checkpointMagic)+1:]}
+	d := reader{binread.New(body[len(checkpointMagic)+1:], ErrCheckpoint)}
 	o := d.options()
-	if d.err != nil {
-		return d.err
+	if d.Err() != nil {
+		return d.Err()
 	}
 	n, err := o.normalize()
 	if err != nil || !optionsEqual(&n, &o) {
@@ -43,9 +44,9 @@ func (a *Aggregator) UnmarshalBinary(b []byte) error {
 	t.configure(o)
 	t.lastLSN = d.uvarint()
 	ns := d.count(1 << 24)
-	for i := 0; i < ns && d.err == nil; i++ {
+	for i := 0; i < ns && d.Err() == nil; i++ {
 		s := t.readSeries(d)
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		if i > 0 && compareSeries(t.list[i-1], s.device, s.name, s.unit) >= 0 {
@@ -55,11 +56,8 @@ func (a *Aggregator) UnmarshalBinary(b []byte) error {
 		t.list = append(t.list, s)
 		t.series[string(appendKey(nil, s.device, s.name, s.unit))] = s
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return d.err
+	if err := d.End(); err != nil {
+		return err
 	}
 	if len(a.free) == len(t.free) {
 		t.free = a.free
@@ -83,32 +81,18 @@ func optionsEqual(x, y *Options) bool {
 		x.MinTime.Equal(y.MinTime) && x.MaxBuckets == y.MaxBuckets && x.MaxPending == y.MaxPending
 }
 
-// reader decodes a checkpoint; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
+// reader decodes a checkpoint on top of binread's primitives; the first
+// error sticks.
+type reader struct{ *binread.Reader }
 
-func (d *reader) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrCheckpoint, fmt.Sprintf(format, args...))
-	}
-}
+func (d reader) fail(format string, args ...any) { d.Fail(format, args...) }
+func (d reader) byte() byte                      { return d.Byte() }
+func (d reader) uvarint() uint64                 { return d.Uvarint() }
+func (d reader) varint() int64                   { return d.Varint() }
+func (d reader) u64() uint64                     { return d.Uint64() }
+func (d reader) string() string                  { return d.String(edged.MaxStringLen) }
 
-func (d *reader) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *reader) bool() bool {
+func (d reader) bool() bool {
 	switch d.byte() {
 	case 0:
 		return false
@@ -119,47 +103,8 @@ func (d *reader) bool() bool {
 	return false
 }
 
-func (d *reader) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *reader) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *reader) u64() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) < 8 {
-		d.fail("truncated")
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
 // finite reads a float64 that must be finite.
-func (d *reader) finite() float64 {
+func (d reader) finite() float64 {
 	f := math.Float64frombits(d.u64())
 	if invalid(f) {
 		d.fail("non-finite value")
@@ -168,39 +113,26 @@ func (d *reader) finite() float64 {
 }
 
 // count reads a count of at most limit items, each at least one byte.
-func (d *reader) count(limit int) int {
+func (d reader) count(limit int) int {
 	n := d.uvarint()
-	if d.err == nil && (n > uint64(limit) || n > uint64(len(d.b))) {
+	if d.Err() == nil && (n > uint64(limit) || n > uint64(len(d.B))) {
 		d.fail("count %d", n)
 		return 0
 	}
 	return int(n)
 }
 
-func (d *reader) string() string {
-	n := d.uvarint()
-	if d.err == nil && (n > edged.MaxStringLen || n > uint64(len(d.b))) {
-		d.fail("string of %d bytes", n)
-	}
-	if d.err != nil {
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *reader) accounting() Accounting {
+func (d reader) accounting() Accounting {
 	return Accounting{Invalid: d.uvarint(), Untrusted: d.uvarint(), Late: d.uvarint(), Duplicates: d.uvarint(), Conflicts: d.uvarint()}
 }
 
-func (d *reader) options() Options {
+func (d reader) options() Options {
 	var o Options
 	nw := d.count(maxSizes)
-	if d.err == nil && nw == 0 {
+	if d.Err() == nil && nw == 0 {
 		d.fail("no windows")
 	}
-	for i := 0; i < nw && d.err == nil; i++ {
+	for i := 0; i < nw && d.Err() == nil; i++ {
 		w := d.uvarint()
 		if w > uint64(maxWindow) {
 			d.fail("window of %d ns", w)
@@ -211,7 +143,7 @@ func (d *reader) options() Options {
 	o.IdleAfter = time.Duration(d.varint())
 	nq := d.count(maxQuantiles)
 	o.Quantiles = make([]float64, 0, nq)
-	for i := 0; i < nq && d.err == nil; i++ {
+	for i := 0; i < nq && d.Err() == nil; i++ {
 		o.Quantiles = append(o.Quantiles, math.Float64frombits(d.u64()))
 	}
 	o.RelativeAccuracy = math.Float64frombits(d.u64())
@@ -223,20 +155,20 @@ func (d *reader) options() Options {
 	o.MinTime = time.Unix(0, d.varint()).UTC()
 	o.MaxBuckets = int(min(d.uvarint(), 1<<20))
 	o.MaxPending = int(min(d.uvarint(), 1<<30))
-	if d.err == nil && (o.Lateness == 0 || o.IdleAfter == 0) {
+	if d.Err() == nil && (o.Lateness == 0 || o.IdleAfter == 0) {
 		d.fail("options not canonical")
 	}
 	return o
 }
 
-func (t *Aggregator) readSeries(d *reader) *series {
+func (t *Aggregator) readSeries(d reader) *series {
 	s := &series{cells: make([][]*cell, len(t.sizes))}
 	s.device, s.name, s.unit = d.string(), d.string(), d.string()
 	s.hasWM = d.bool()
 	s.wm, s.frontier, s.lastIngest = d.varint(), d.varint(), d.varint()
 	s.accepted = d.uvarint()
 	s.acct = d.accounting()
-	if d.err != nil {
+	if d.Err() != nil {
 		return s
 	}
 	if s.hasWM {
@@ -247,10 +179,10 @@ func (t *Aggregator) readSeries(d *reader) *series {
 		d.fail("series without watermark has state")
 	}
 	nids := d.count(t.maxPending)
-	if d.err == nil && !s.hasWM && nids > 0 {
+	if d.Err() == nil && !s.hasWM && nids > 0 {
 		d.fail("series without watermark remembers readings")
 	}
-	for i := 0; i < nids && d.err == nil; i++ {
+	for i := 0; i < nids && d.Err() == nil; i++ {
 		var id ident
 		if i == 0 {
 			id.t = d.varint()
@@ -270,12 +202,12 @@ func (t *Aggregator) readSeries(d *reader) *series {
 	}
 	for k, size := range t.sizes {
 		nc := d.count(1 << 20)
-		if d.err == nil && !s.hasWM && nc > 0 {
+		if d.Err() == nil && !s.hasWM && nc > 0 {
 			d.fail("series without watermark has windows")
 		}
-		for i := 0; i < nc && d.err == nil; i++ {
+		for i := 0; i < nc && d.Err() == nil; i++ {
 			c := t.readCell(d)
-			if d.err != nil {
+			if d.Err() != nil {
 				break
 			}
 			switch {
@@ -295,21 +227,21 @@ func (t *Aggregator) readSeries(d *reader) *series {
 	// smallest window is open, and so are the larger windows of every open
 	// smallest one.
 	for _, id := range s.ids {
-		if d.err == nil && s.find(0, align(id.t, t.sizes[0])) == nil {
+		if d.Err() == nil && s.find(0, align(id.t, t.sizes[0])) == nil {
 			d.fail("remembered reading without its window")
 		}
 	}
 	for _, c := range s.cells[0] {
-		for k := 1; k < len(t.sizes) && d.err == nil; k++ {
+		for k := 1; k < len(t.sizes) && d.Err() == nil; k++ {
 			if s.find(k, align(c.start, t.sizes[k])) == nil {
 				d.fail("window without its larger windows")
 			}
 		}
 	}
 	na := d.count(maxAmends)
-	for i := 0; i < na && d.err == nil; i++ {
+	for i := 0; i < na && d.Err() == nil; i++ {
 		am := amend{size: d.byte(), start: d.varint(), acct: d.accounting()}
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		if int(am.size) >= len(t.sizes) || am.start < hardMin-t.sizes[am.size] || am.start >= hardMax ||
@@ -327,16 +259,16 @@ func (t *Aggregator) readSeries(d *reader) *series {
 	return s
 }
 
-func (t *Aggregator) readCell(d *reader) *cell {
+func (t *Aggregator) readCell(d reader) *cell {
 	c := &cell{start: d.varint(), count: d.uvarint()}
 	lo, n := d.uvarint(), d.uvarint()
-	if d.err == nil && (lo >= accWords || n > accWords-lo) {
+	if d.Err() == nil && (lo >= accWords || n > accWords-lo) {
 		d.fail("sum of %d words at %d", n, lo)
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := uint64(0); i < n && d.Err() == nil; i++ {
 		c.sum[lo+i] = d.u64()
 	}
-	if d.err == nil && n > 0 && c.sum[lo+n-1]>>63 != 0 {
+	if d.Err() == nil && n > 0 && c.sum[lo+n-1]>>63 != 0 {
 		for i := lo + n; i < accWords; i++ {
 			c.sum[i] = math.MaxUint64
 		}
@@ -348,7 +280,7 @@ func (t *Aggregator) readCell(d *reader) *cell {
 	total := c.sk.zero
 	for _, st := range []*store{&c.sk.pos, &c.sk.neg} {
 		nb := d.count(int(t.maxBuckets))
-		if nb == 0 || d.err != nil {
+		if nb == 0 || d.Err() != nil {
 			continue
 		}
 		off := d.varint()
@@ -356,7 +288,7 @@ func (t *Aggregator) readCell(d *reader) *cell {
 			d.fail("bucket index %d out of range", off)
 		}
 		st.off = int32(off)
-		for i := 0; i < nb && d.err == nil; i++ {
+		for i := 0; i < nb && d.Err() == nil; i++ {
 			v := d.uvarint()
 			if (i == 0 || i == nb-1) && v == 0 {
 				d.fail("store not trimmed")
@@ -371,7 +303,7 @@ func (t *Aggregator) readCell(d *reader) *cell {
 	c.sk.collapsed = d.bool()
 	c.acct = d.accounting()
 	c.absorbed = d.accounting()
-	if d.err != nil {
+	if d.Err() != nil {
 		return c
 	}
 	if total != c.count {
