@@ -147,6 +147,35 @@ func appendString(dst []byte, s string) []byte {
 // DecodeRecord decodes a log record, appending its readings to dst with
 // LSN set to lsn. Strings are copied, so b may be reused.
 func DecodeRecord(dst []Reading, b []byte, lsn uint64) ([]Reading, error) {
+	return decodeRecord(dst, b, lsn, func(s []byte) string { return string(s) })
+}
+
+// RecordDecoder decodes log records like DecodeRecord but keeps one copy of
+// each device, series and unit name it has seen, so that a long replay
+// allocates no strings. Its memory grows with the number of distinct names.
+// Not safe for concurrent use.
+type RecordDecoder struct {
+	names map[string]string
+}
+
+// Decode is DecodeRecord with interned names.
+func (rd *RecordDecoder) Decode(dst []Reading, b []byte, lsn uint64) ([]Reading, error) {
+	if rd.names == nil {
+		rd.names = map[string]string{}
+	}
+	return decodeRecord(dst, b, lsn, rd.intern)
+}
+
+func (rd *RecordDecoder) intern(b []byte) string {
+	if s, ok := rd.names[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	rd.names[s] = s
+	return s
+}
+
+func decodeRecord(dst []Reading, b []byte, lsn uint64, str func([]byte) string) ([]Reading, error) {
 	d := binread.New(b, ErrBadRecord)
 	if k := d.Byte(); RecordKind(k) != KindReadings {
 		return dst, fmt.Errorf("%w: kind %d is not readings", ErrBadRecord, k)
@@ -161,9 +190,9 @@ func DecodeRecord(dst []Reading, b []byte, lsn uint64) ([]Reading, error) {
 		r.Time = d.Varint()
 		r.Ingest = r.Time + d.Varint()
 		r.Value = math.Float64frombits(d.Uint64())
-		r.Device = d.String(MaxStringLen)
-		r.Series = d.String(MaxStringLen)
-		r.Unit = d.String(MaxStringLen)
+		r.Device = str(d.Bytes(MaxStringLen))
+		r.Series = str(d.Bytes(MaxStringLen))
+		r.Unit = str(d.Bytes(MaxStringLen))
 		r.LSN = lsn
 		if d.Err() == nil {
 			dst = append(dst, r)

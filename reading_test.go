@@ -107,3 +107,21 @@ func hasNaN(rs []Reading) bool {
 	}
 	return false
 }
+
+func TestRecordDecoderInternsNames(t *testing.T) {
+	b, _ := AppendRecord(nil, sampleReadings())
+	want, _ := DecodeRecord(nil, b, 3)
+	var rd RecordDecoder
+	got, err := rd.Decode(nil, b, 3)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decode = %+v, %v; want %+v", got, err, want)
+	}
+	buf := make([]Reading, 0, 8)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = rd.Decode(buf[:0], b, 3) }); n != 0 {
+		t.Fatalf("%v allocations per decode once the names are known", n)
+	}
+	b[len(b)-2] = 'X' // the decoded names must not alias the record
+	if got[2].Series != "x" {
+		t.Fatalf("a decoded name changed with the buffer: %q", got[2].Series)
+	}
+}

@@ -37,9 +37,10 @@ type Aggregator struct {
 	maxPending int
 	m          mapping
 
-	series  map[string]*series // by seriesKey
-	list    []*series          // sorted by (device, series, unit)
-	last    *series            // the series of the previous reading
+	decoder edged.RecordDecoder // interns names: replays allocate no strings
+	series  map[string]*series  // by seriesKey
+	list    []*series           // sorted by (device, series, unit)
+	last    *series             // the series of the previous reading
 	lastLSN uint64
 
 	overfull []*series // series with more than maxAmends amendments during a record
@@ -107,7 +108,7 @@ func (a *Aggregator) Apply(rec []byte, lsn uint64, emit func(Window)) error {
 	}
 	switch k := edged.Kind(rec); k {
 	case edged.KindReadings:
-		rs, err := edged.DecodeRecord(a.recs[:0], rec, lsn)
+		rs, err := a.decoder.Decode(a.recs[:0], rec, lsn)
 		a.recs = rs[:0]
 		if err != nil {
 			return fmt.Errorf("aggregate: record %d: %w", lsn, err)

@@ -99,6 +99,21 @@ func (d *Reader) String(max int) string {
 	return s
 }
 
+// Bytes reads a uvarint length and that many bytes, at most max, without
+// copying: the result aliases B.
+func (d *Reader) Bytes(max int) []byte {
+	n := d.Uvarint()
+	if d.err == nil && (n > uint64(max) || n > uint64(len(d.B))) {
+		d.Fail("string of %d bytes", n)
+	}
+	if d.err != nil {
+		return nil
+	}
+	b := d.B[:n:n]
+	d.B = d.B[n:]
+	return b
+}
+
 // End fails if bytes are left over, and returns Err.
 func (d *Reader) End() error {
 	if d.err == nil && len(d.B) != 0 {
