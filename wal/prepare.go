@@ -42,16 +42,19 @@ func (l *Log) prepare() error {
 	if err != nil {
 		return err
 	}
+	// Zero-fill in 1 MiB steps, each made durable before the next: one big
+	// flush at the end would hold the disk for the whole segment while the
+	// committer's small fsyncs wait behind it.
 	zeros := make([]byte, 1<<20)
 	for off := int64(0); off < l.opts.SegmentSize; off += int64(len(zeros)) {
 		if _, err := f.Write(zeros[:min(int64(len(zeros)), l.opts.SegmentSize-off)]); err != nil {
 			f.Close()
 			return err
 		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }
