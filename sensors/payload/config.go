@@ -325,6 +325,18 @@ type base struct {
 	strings  bool
 }
 
+// precheckObject is precheck for the presets whose payload must be a JSON
+// object; what names the object in the error ("device state", …).
+func (d *base) precheckObject(topic string, p []byte, what string) *Error {
+	if e := d.precheck(topic, p); e != nil {
+		return e
+	}
+	if firstByte(p) != '{' {
+		return &Error{Reason: ReasonInvalidJSON, Topic: topic, Detail: "want a JSON object of " + what + ", got " + quote(p)}
+	}
+	return nil
+}
+
 // precheck rejects oversized and empty payloads.
 func (d *base) precheck(topic string, p []byte) *Error {
 	if len(p) > d.max {

@@ -138,11 +138,8 @@ func isDigits(s string) bool {
 // comp == "", the params of an RPC notification: {"ts": …, "switch:0":
 // {…}, …}, whose ts is the event time (Unix seconds).
 func (d *shellyDecoder) gen2(dst []edged.Reading, topic, id, comp string, payload []byte, ingest int64) ([]edged.Reading, error) {
-	if e := d.precheck(topic, payload); e != nil {
+	if e := d.precheckObject(topic, payload, "component status"); e != nil {
 		return dst, e
-	}
-	if firstByte(payload) != '{' {
-		return dst, &Error{Reason: ReasonInvalidJSON, Topic: topic, Detail: "want a JSON object of component status, got " + quote(payload)}
 	}
 	st := getScratch()
 	defer putScratch(st)

@@ -84,11 +84,8 @@ func (d *tasmotaDecoder) Decode(dst []edged.Reading, topic string, payload []byt
 	if !ok {
 		return dst, nil
 	}
-	if e := d.precheck(topic, payload); e != nil {
+	if e := d.precheckObject(topic, payload, "sensor values"); e != nil {
 		return dst, e
-	}
-	if firstByte(payload) != '{' {
-		return dst, &Error{Reason: ReasonInvalidJSON, Topic: topic, Detail: "want a JSON object of sensor values, got " + quote(payload)}
 	}
 	st := getScratch()
 	defer putScratch(st)

@@ -42,11 +42,8 @@ func (d *z2mDecoder) Decode(dst []edged.Reading, topic string, payload []byte, i
 	if !ok {
 		return dst, nil
 	}
-	if e := d.precheck(topic, payload); e != nil {
+	if e := d.precheckObject(topic, payload, "device state"); e != nil {
 		return dst, e
-	}
-	if firstByte(payload) != '{' {
-		return dst, &Error{Reason: ReasonInvalidJSON, Topic: topic, Detail: "want a JSON object of device state, got " + quote(payload)}
 	}
 	st := getScratch()
 	defer putScratch(st)
