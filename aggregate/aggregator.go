@@ -103,6 +103,14 @@ func (a *Aggregator) Untrusted(r *edged.Reading) bool { return untrusted(r, a.mi
 // that does not decode (wrapping edged.ErrBadRecord) or is of an unknown
 // kind (ErrUnknownKind) changes nothing.
 func (a *Aggregator) Apply(rec []byte, lsn uint64, emit func(Window)) error {
+	return a.ApplyEach(rec, lsn, emit, nil)
+}
+
+// ApplyEach is Apply that also passes each reading of a readings record to
+// each (which may be nil) before folding it in, so that another consumer of
+// the log (the alert engine) shares the decoding. The reading is valid only
+// during the call.
+func (a *Aggregator) ApplyEach(rec []byte, lsn uint64, emit func(Window), each func(*edged.Reading)) error {
 	if lsn <= a.lastLSN {
 		return fmt.Errorf("%w: LSN %d, last applied %d", ErrAlreadyApplied, lsn, a.lastLSN)
 	}
@@ -114,6 +122,9 @@ func (a *Aggregator) Apply(rec []byte, lsn uint64, emit func(Window)) error {
 			return fmt.Errorf("aggregate: record %d: %w", lsn, err)
 		}
 		for i := range rs {
+			if each != nil {
+				each(&rs[i])
+			}
 			a.add(a.lookup(&rs[i]), &rs[i], lsn, emit)
 		}
 		a.endRecord(lsn, emit)

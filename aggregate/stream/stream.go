@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/aggregate"
 	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/wal"
@@ -51,8 +52,31 @@ type Options struct {
 	// CheckpointEvery is the checkpoint interval. Default 10s.
 	CheckpointEvery time.Duration
 	// Emit, when set, also receives every window (e.g. MQTT output).
-	Emit   func(aggregate.Window)
-	Logger *slog.Logger
+	Emit func(aggregate.Window)
+	// Estimates, when set, receives every changed row (view.RecordRow) and
+	// through marks (view.RecordThrough) for the shipper: the edge
+	// estimates. Its rows are durable before the view store has them, so
+	// a restart never skips one (see flush).
+	Estimates *wal.Log
+	// Observer, when set, sees every reading, window and tick in log order
+	// and has its state checkpointed with the aggregator's (the alert
+	// engine).
+	Observer Observer
+	Logger   *slog.Logger
+}
+
+// Observer consumes the log beside the aggregator, in the same goroutine
+// and order, and checkpoints with it. Its state must be a pure function of
+// what it observed, so that replay after a crash rebuilds it.
+type Observer interface {
+	Reading(r *edged.Reading)
+	Window(w *aggregate.Window)
+	Tick(now int64, lsn uint64)
+	MarshalBinary() ([]byte, error)
+	// UnmarshalBinary restores a checkpointed state; an error (say, the
+	// rules changed) makes the stream rebuild the observer by replaying
+	// the log up to the checkpoint (see Run).
+	UnmarshalBinary([]byte) error
 }
 
 // Stream is the aggregator running over the log.
@@ -65,11 +89,23 @@ type Stream struct {
 
 	applied, windows, amendments, badRecords, gaps atomic.Uint64
 	checkpointLSN                                  atomic.Uint64
+
+	// rebuildTo > 0: the observer's checkpointed state was unusable, so
+	// Run first replays the log through rebuildTo into the observer alone.
+	rebuildTo uint64
+	// throughMark is when the last through mark went to Estimates.
+	throughMark time.Time
+	lastThrough uint64
 }
 
 const checkpointName = "checkpoint"
 
-var checkpointMagic = [8]byte{'E', 'D', 'G', 'E', 'D', 'C', 'K', 'P'}
+// Version 1 held the aggregator's state only; version 2 adds the
+// observer's.
+var (
+	checkpointMagicV1 = [8]byte{'E', 'D', 'G', 'E', 'D', 'C', 'K', 'P'}
+	checkpointMagic   = [8]byte{'E', 'D', 'G', 'E', 'D', 'C', 'K', '2'}
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -95,7 +131,7 @@ func New(o Options) (*Stream, error) {
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
-	lsn, state, err := readCheckpoint(filepath.Join(o.Dir, checkpointName))
+	lsn, state, obs, err := readCheckpoint(filepath.Join(o.Dir, checkpointName))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -111,6 +147,12 @@ func New(o Options) (*Stream, error) {
 			s.agg = agg
 		} else {
 			s.checkpointLSN.Store(lsn)
+			if o.Observer != nil && lsn > 0 {
+				if err := o.Observer.UnmarshalBinary(obs); err != nil {
+					o.Logger.Warn("alert state in the checkpoint unusable; rebuilding it by replaying the log", "err", err, "through_lsn", lsn)
+					s.rebuildTo = lsn
+				}
+			}
 		}
 	}
 	return s, nil
@@ -131,6 +173,15 @@ func (s *Stream) Stats() Stats {
 // then writes a final checkpoint. A Run owns the aggregator: at most one
 // at a time.
 func (s *Stream) Run(ctx context.Context) error {
+	if s.rebuildTo > 0 {
+		if err := s.rebuildObserver(ctx); err != nil {
+			return err
+		}
+	}
+	var each func(*edged.Reading)
+	if s.o.Observer != nil {
+		each = s.o.Observer.Reading
+	}
 	from := s.checkpointLSN.Load() + 1
 	r := s.o.Log.NewReader(from)
 	defer r.Close()
@@ -142,14 +193,17 @@ func (s *Stream) Run(ctx context.Context) error {
 		var gap *wal.GapError
 		switch {
 		case err == nil:
-			if aerr := s.agg.Apply(rec.Data, rec.LSN, s.emit); aerr != nil {
+			if aerr := s.agg.ApplyEach(rec.Data, rec.LSN, s.emit, each); aerr != nil {
 				s.badRecords.Add(1)
 				s.o.Logger.Warn("aggregator skipped a record it cannot decode", "lsn", rec.LSN, "err", aerr)
+			} else if s.o.Observer != nil && edged.Kind(rec.Data) == edged.KindTick {
+				now, _ := edged.DecodeTick(rec.Data) // Apply decoded it
+				s.o.Observer.Tick(now, rec.LSN)
 			}
 			s.applied.Add(1)
 			last = rec.LSN
 			if len(s.order) >= 4096 {
-				if err := s.flush(); err != nil {
+				if err := s.flush(last); err != nil {
 					return err
 				}
 			}
@@ -162,7 +216,7 @@ func (s *Stream) Run(ctx context.Context) error {
 			return fmt.Errorf("stream: read log: %w", err)
 		}
 		// At the durable end of the log.
-		if err := s.flush(); err != nil {
+		if err := s.flush(last); err != nil {
 			return err
 		}
 		if time.Now().After(next) && last > s.checkpointLSN.Load() {
@@ -195,6 +249,9 @@ func (s *Stream) Run(ctx context.Context) error {
 func (s *Stream) emit(w aggregate.Window) {
 	if s.o.Emit != nil {
 		s.o.Emit(w)
+	}
+	if s.o.Observer != nil && !w.Amended {
+		s.o.Observer.Window(&w)
 	}
 	if w.Amended {
 		s.amendments.Add(1)
@@ -291,13 +348,28 @@ func nanValues() []float64 {
 	return v
 }
 
-func (s *Stream) flush() error {
-	if len(s.order) == 0 {
+// flush writes the rows changed since the last flush, the aggregator
+// having processed the log through lsn: first to the estimates log, with a
+// through mark, durably; then to the view store. The order matters: a row
+// the view store has is not emitted again after a crash (record skips it),
+// so it must already be durable in the estimates log.
+func (s *Stream) flush(through uint64) error {
+	mark := s.o.Estimates != nil && through > s.lastThrough &&
+		(len(s.order) > 0 || time.Since(s.throughMark) >= time.Second)
+	if len(s.order) == 0 && !mark {
 		return nil
 	}
 	rows := make([]view.Row, 0, len(s.order))
 	for _, k := range s.order {
 		rows = append(rows, *s.pending[k])
+	}
+	if mark {
+		if err := s.writeEstimates(rows, through); err != nil {
+			return err
+		}
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	if err := s.o.Views.Put(rows); err != nil {
 		return fmt.Errorf("stream: %w", err)
@@ -307,10 +379,78 @@ func (s *Stream) flush() error {
 	return nil
 }
 
+// writeEstimates appends rows and a through mark to the estimates log and
+// waits until they are durable.
+func (s *Stream) writeEstimates(rows []view.Row, through uint64) error {
+	var buf []byte
+	for i := range rows {
+		buf = view.AppendRowRecord(buf[:0], &rows[i])
+		if _, err := s.o.Estimates.Append(buf); err != nil {
+			return fmt.Errorf("stream: estimates log: %w", err)
+		}
+	}
+	lsn, err := s.o.Estimates.Append(view.AppendThroughRecord(buf[:0], through))
+	if err != nil {
+		return fmt.Errorf("stream: estimates log: %w", err)
+	}
+	s.lastThrough, s.throughMark = through, time.Now()
+	if len(rows) == 0 {
+		return nil // a lost through mark costs nothing: the next one repeats it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.o.Estimates.WaitDurable(ctx, lsn); err != nil {
+		return fmt.Errorf("stream: estimates log not durable: %w", err)
+	}
+	return nil
+}
+
+// rebuildObserver replays the log through rebuildTo into the observer
+// alone (with a scratch aggregator for its windows), because its
+// checkpointed state was unusable. The views and estimates are not
+// touched: they are current through the checkpoint.
+func (s *Stream) rebuildObserver(ctx context.Context) error {
+	scratch, err := aggregate.New(s.o.Aggregate)
+	if err != nil {
+		return err
+	}
+	obs := s.o.Observer
+	r := s.o.Log.NewReader(1)
+	defer r.Close()
+	window := func(w aggregate.Window) {
+		if !w.Amended {
+			obs.Window(&w)
+		}
+	}
+	start, n := time.Now(), 0
+	for ctx.Err() == nil {
+		rec, err := r.Next()
+		var gap *wal.GapError
+		switch {
+		case errors.As(err, &gap):
+			continue
+		case errors.Is(err, io.EOF):
+			return nil // the log ends before the checkpoint: retention removed it
+		case err != nil:
+			return fmt.Errorf("stream: rebuild alert state: %w", err)
+		case rec.LSN > s.rebuildTo:
+			s.o.Logger.Info("alert state rebuilt by replay", "records", n, "took", time.Since(start).Round(time.Millisecond))
+			s.rebuildTo = 0
+			return nil
+		}
+		if scratch.ApplyEach(rec.Data, rec.LSN, window, obs.Reading) == nil && edged.Kind(rec.Data) == edged.KindTick {
+			now, _ := edged.DecodeTick(rec.Data)
+			obs.Tick(now, rec.LSN)
+		}
+		n++
+	}
+	return ctx.Err()
+}
+
 // checkpoint makes the views current through lsn, writes the state, then
 // moves the cursor.
 func (s *Stream) checkpoint(lsn uint64) error {
-	if err := s.flush(); err != nil {
+	if err := s.flush(lsn); err != nil {
 		return err
 	}
 	if err := s.o.Views.Sync(); err != nil {
@@ -320,7 +460,13 @@ func (s *Stream) checkpoint(lsn uint64) error {
 	if err != nil {
 		return fmt.Errorf("stream: checkpoint: %w", err)
 	}
-	if err := writeCheckpoint(filepath.Join(s.o.Dir, checkpointName), lsn, state); err != nil {
+	var obs []byte
+	if s.o.Observer != nil {
+		if obs, err = s.o.Observer.MarshalBinary(); err != nil {
+			return fmt.Errorf("stream: checkpoint: %w", err)
+		}
+	}
+	if err := writeCheckpoint(filepath.Join(s.o.Dir, checkpointName), lsn, state, obs); err != nil {
 		return fmt.Errorf("stream: checkpoint: %w", err)
 	}
 	s.checkpointLSN.Store(lsn)
@@ -330,28 +476,53 @@ func (s *Stream) checkpoint(lsn uint64) error {
 	return nil
 }
 
-// Checkpoint file: magic[8] | lsn u64 | state length u32 | state | CRC32C u32 of all before.
-func writeCheckpoint(path string, lsn uint64, state []byte) error {
-	b := make([]byte, 0, 24+len(state))
+// Checkpoint file (version 2): magic[8] | lsn u64 | aggregator state
+// length u32 | state | observer state length u32 | observer state | CRC32C
+// u32 of all before. Version 1 lacks the observer's part.
+func writeCheckpoint(path string, lsn uint64, state, obs []byte) error {
+	b := make([]byte, 0, 28+len(state)+len(obs))
 	b = append(b, checkpointMagic[:]...)
 	b = binary.LittleEndian.AppendUint64(b, lsn)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(state)))
 	b = append(b, state...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(obs)))
+	b = append(b, obs...)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	return wal.WriteFileAtomic(wal.OSFS{}, path, b)
 }
 
-func readCheckpoint(path string) (uint64, []byte, error) {
+func readCheckpoint(path string) (lsn uint64, state, obs []byte, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	if len(b) < 24 || [8]byte(b[:8]) != checkpointMagic {
-		return 0, nil, fmt.Errorf("stream: %s is not a checkpoint", path)
+	bad := fmt.Errorf("stream: checkpoint %s fails its checksum", path)
+	if len(b) < 24 || ([8]byte(b[:8]) != checkpointMagic && [8]byte(b[:8]) != checkpointMagicV1) {
+		return 0, nil, nil, fmt.Errorf("stream: %s is not a checkpoint", path)
 	}
-	n := int(binary.LittleEndian.Uint32(b[16:20]))
-	if len(b) != 24+n || crc32.Checksum(b[:20+n], castagnoli) != binary.LittleEndian.Uint32(b[20+n:]) {
-		return 0, nil, fmt.Errorf("stream: checkpoint %s fails its checksum", path)
+	if len(b) < 24 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return 0, nil, nil, bad
 	}
-	return binary.LittleEndian.Uint64(b[8:16]), b[20 : 20+n], nil
+	body := b[16 : len(b)-4]
+	part := func() []byte {
+		if len(body) < 4 || uint64(binary.LittleEndian.Uint32(body)) > uint64(len(body)-4) {
+			err = bad
+			return nil
+		}
+		n := binary.LittleEndian.Uint32(body)
+		p := body[4 : 4+n]
+		body = body[4+n:]
+		return p
+	}
+	state = part()
+	if [8]byte(b[:8]) == checkpointMagic {
+		obs = part()
+	}
+	if err == nil && len(body) != 0 {
+		err = bad
+	}
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return binary.LittleEndian.Uint64(b[8:16]), state, obs, nil
 }

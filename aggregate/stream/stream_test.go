@@ -82,20 +82,27 @@ func appendAll(t *testing.T, dir string, recs [][]byte) {
 	}
 }
 
-// runStream opens log, views and stream in dataDir, processes the whole
-// log and stops (with its final checkpoint).
-func runStream(t *testing.T, dataDir string) Stats {
+// runStream opens log, estimates log, views and stream in dataDir,
+// processes the whole log and stops (with its final checkpoint). obs, if
+// not nil, is the stream's observer.
+func runStream(t *testing.T, dataDir string, obs ...Observer) Stats {
 	t.Helper()
 	l := openLog(t, filepath.Join(dataDir, "wal"))
+	est := openLog(t, filepath.Join(dataDir, "estimates"))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- l.Run(ctx) }()
+	go func() { done <- est.Run(ctx) }()
 	views, err := view.Open(filepath.Join(dataDir, "views"), sizes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := New(Options{Log: l, Dir: filepath.Join(dataDir, "aggregate"), Views: views, CheckpointEvery: time.Millisecond,
-		Aggregate: aggregate.Options{Windows: sizes, Lateness: 5 * time.Second, IdleAfter: 30 * time.Second}})
+	o := Options{Log: l, Estimates: est, Dir: filepath.Join(dataDir, "aggregate"), Views: views, CheckpointEvery: time.Millisecond,
+		Aggregate: aggregate.Options{Windows: sizes, Lateness: 5 * time.Second, IdleAfter: 30 * time.Second}}
+	if len(obs) > 0 {
+		o.Observer = obs[0]
+	}
+	st, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +122,9 @@ func runStream(t *testing.T, dataDir string) Stats {
 	}
 	cancel()
 	<-done
+	<-done
 	l.Close()
+	est.Close()
 	if c, _ := l.Cursor("aggregator"); c != target {
 		t.Fatalf("cursor %d, want %d", c, target)
 	}
@@ -224,7 +233,7 @@ func TestDamagedCheckpointRecomputesFromTheStart(t *testing.T) {
 	b, _ := os.ReadFile(ckp)
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(ckp, b, 0o640)
-	if _, _, err := readCheckpoint(ckp); err == nil {
+	if _, _, _, err := readCheckpoint(ckp); err == nil {
 		t.Fatal("a damaged checkpoint passed its checksum")
 	}
 	runStream(t, dir)
