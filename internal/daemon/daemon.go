@@ -32,17 +32,20 @@ type Daemon struct {
 	cfg    *config.Config
 	logger *slog.Logger
 
-	log     *wal.Log
-	broker  *broker.Broker
-	sources []namedSource
-	mqtt    *sensors.MQTT
-	dead    *deadletter.Store
-	views   *view.Store
-	out     *mqttout.Publisher
-	stream  *stream.Stream
-	http    *http.Server
-	ln      net.Listener
-	metrics *metrics
+	log *wal.Log
+	// estimates is the log of closed-window rows the shipper sends as the
+	// edge's estimates (see aggregate/stream).
+	estimates *wal.Log
+	broker    *broker.Broker
+	sources   []namedSource
+	mqtt      *sensors.MQTT
+	dead      *deadletter.Store
+	views     *view.Store
+	out       *mqttout.Publisher
+	stream    *stream.Stream
+	http      *http.Server
+	ln        net.Listener
+	metrics   *metrics
 
 	ready   atomic.Bool
 	started time.Time
@@ -77,25 +80,46 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.log = l
-	if err := d.buildSources(); err != nil {
+	est, err := wal.Open(wal.Options{
+		Dir:          filepath.Join(cfg.DataDir, "estimates"),
+		Sync:         wal.SyncInterval,
+		SyncInterval: 10 * time.Millisecond,
+		SegmentSize:  4 << 20,
+		// Rows are small and superseded; keep what the shipper has not
+		// sent within a tenth of the readings log's quota.
+		RetentionAge:   time.Duration(cfg.WAL.MaxAge),
+		RetentionBytes: max(int64(cfg.WAL.MaxBytes)/10, 16<<20),
+		VerifyOnStart:  true,
+		Logger:         logger.With("component", "estimates"),
+	})
+	if err != nil {
 		l.Close()
 		return nil, err
 	}
-	if err := d.buildAggregation(); err != nil {
+	d.estimates = est
+	closeLogs := func() {
 		l.Close()
+		est.Close()
+	}
+	if err := d.buildSources(); err != nil {
+		closeLogs()
+		return nil, err
+	}
+	if err := d.buildAggregation(); err != nil {
+		closeLogs()
 		return nil, err
 	}
 	d.metrics = newMetrics(d)
 	token, err := config.Secret(cfg.HTTP.TokenFile)
 	if err != nil {
 		d.views.Close()
-		l.Close()
+		closeLogs()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		d.views.Close()
-		l.Close()
+		closeLogs()
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
 	d.ln = ln
@@ -178,10 +202,11 @@ func (d *Daemon) buildAggregation() error {
 		}
 	}
 	st, err := stream.New(stream.Options{
-		Emit:  emit,
-		Log:   d.log,
-		Dir:   filepath.Join(c.DataDir, "aggregate"),
-		Views: views,
+		Emit:      emit,
+		Log:       d.log,
+		Estimates: d.estimates,
+		Dir:       filepath.Join(c.DataDir, "aggregate"),
+		Views:     views,
 		Aggregate: aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
 			IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles},
 		Logger: d.logger.With("component", "aggregate"),
@@ -234,6 +259,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The log first and last.
 	walCtx, stopWAL, walWG := stage()
 	walWG.Go(func() { fail("wal", d.log.Run(walCtx)) })
+	walWG.Go(func() { fail("estimates log", d.estimates.Run(walCtx)) })
 
 	brokerCtx, stopBroker, brokerWG := stage()
 	if d.broker != nil {
@@ -284,6 +310,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	walWG.Wait()
 	if err := d.log.Close(); err != nil {
 		fail("wal", err)
+	}
+	if err := d.estimates.Close(); err != nil {
+		fail("estimates log", err)
 	}
 	if err := d.views.Close(); err != nil {
 		fail("views", err)
