@@ -38,6 +38,7 @@ type Config struct {
 	MQTT      MQTT      `yaml:"mqtt"`
 	Sensors   Sensors   `yaml:"sensors"`
 	Aggregate Aggregate `yaml:"aggregate"`
+	Ship      Ship      `yaml:"ship"`
 
 	path  string
 	lines map[string]int // dotted key path → line, for errors
@@ -80,6 +81,9 @@ type MQTT struct {
 	Username string `yaml:"username"`
 	// PasswordFile holds the password (or use a systemd credential).
 	PasswordFile string `yaml:"password_file"`
+	// Prefix is the first topic level of everything edged publishes
+	// (<prefix>/<device>/…). Default "edged".
+	Prefix string `yaml:"prefix"`
 	// Subscriptions to ingest.
 	Subscriptions []Subscription `yaml:"subscriptions"`
 }
@@ -134,8 +138,27 @@ type Aggregate struct {
 // WindowOutput configures the MQTT output of closed windows.
 type WindowOutput struct {
 	Enabled bool   `yaml:"enabled"`
-	Prefix  string `yaml:"prefix"` // default "edged"
+	Prefix  string `yaml:"prefix"` // default mqtt.prefix
 	QoS     int    `yaml:"qos"`    // 0 (default) or 1
+}
+
+// Ship configures shipping the log to a central InfluxDB (2.x, or 1.8+
+// through its v2 compatibility API). Off until URL is set; meanwhile the
+// log keeps what its quota allows.
+type Ship struct {
+	// URL of the server, e.g. http://central:8086.
+	URL string `yaml:"url"`
+	// Org is the InfluxDB 2.x organisation (empty for 1.8).
+	Org string `yaml:"org"`
+	// Bucket: a 2.x bucket, or "database/retention-policy" on 1.8.
+	Bucket string `yaml:"bucket"`
+	// TokenFile holds the API token (1.8: "user:password"), or names a
+	// systemd credential.
+	TokenFile string `yaml:"token_file"`
+	// BatchSize is the most points per write. Default 5000.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval ships a partial batch after this long. Default 1s.
+	FlushInterval Duration `yaml:"flush_interval"`
 }
 
 // Default returns the embedded defaults (what `make run` uses).
@@ -178,6 +201,7 @@ func (c *Config) applyDefaults() {
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
 	def(&c.MQTT.EmbeddedListen, "127.0.0.1:1883")
 	def(&c.MQTT.ClientID, "edged-"+c.Device)
+	def(&c.MQTT.Prefix, "edged")
 	for i := range c.MQTT.Subscriptions {
 		if c.MQTT.Subscriptions[i].QoS == nil {
 			one := 1
@@ -202,8 +226,12 @@ func (c *Config) applyDefaults() {
 	if c.Aggregate.Lateness == 0 {
 		c.Aggregate.Lateness = Duration(5 * time.Second)
 	}
-	if c.Aggregate.Output.Prefix == "" {
-		c.Aggregate.Output.Prefix = "edged"
+	def(&c.Aggregate.Output.Prefix, c.MQTT.Prefix)
+	if c.Ship.BatchSize == 0 {
+		c.Ship.BatchSize = 5000
+	}
+	if c.Ship.FlushInterval == 0 {
+		c.Ship.FlushInterval = Duration(time.Second)
 	}
 	if c.Aggregate.IdleAfter == 0 {
 		c.Aggregate.IdleAfter = Duration(30 * time.Second)
@@ -322,6 +350,9 @@ func (c *Config) Validate() error {
 	if c.MQTT.Broker != "" && !hasScheme(c.MQTT.Broker, "tcp://", "ssl://", "tls://", "mqtt://", "mqtts://", "ws://", "wss://") {
 		add("mqtt.broker", "%q needs a scheme: tcp://host:1883 or ssl://host:8883", c.MQTT.Broker)
 	}
+	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "#+") {
+		add("mqtt.prefix", "%q must be non-empty without # or +", c.MQTT.Prefix)
+	}
 	if _, _, err := net.SplitHostPort(c.MQTT.EmbeddedListen); err != nil {
 		add("mqtt.embedded_listen", "%q is not host:port", c.MQTT.EmbeddedListen)
 	}
@@ -373,6 +404,23 @@ func (c *Config) Validate() error {
 		if !(q > 0 && q < 1) {
 			add(fmt.Sprintf("aggregate.quantiles[%d]", i), "%v is outside (0, 1)", q)
 		}
+	}
+	if c.Ship.URL != "" {
+		if !hasScheme(c.Ship.URL, "http://", "https://") {
+			add("ship.url", "%q needs a scheme: http://host:8086 or https://host:8086", c.Ship.URL)
+		}
+		if c.Ship.Bucket == "" {
+			add("ship.bucket", "is required with ship.url (1.8: \"database/retention-policy\")")
+		}
+		if c.Ship.TokenFile == "" {
+			add("ship.token_file", "is required with ship.url: a file (or systemd credential) holding the token")
+		}
+	}
+	if c.Ship.BatchSize < 1 || c.Ship.BatchSize > 100_000 {
+		add("ship.batch_size", "%d is outside 1..100000", c.Ship.BatchSize)
+	}
+	if time.Duration(c.Ship.FlushInterval) < 10*time.Millisecond {
+		add("ship.flush_interval", "%v is below 10ms", time.Duration(c.Ship.FlushInterval))
 	}
 	return errors.Join(errs...)
 }

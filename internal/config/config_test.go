@@ -86,6 +86,11 @@ func TestBadConfigs(t *testing.T) {
 		{"not yaml", "wal: [\n", "x.yaml:"},
 		{"wrong type", "sensors:\n  sim:\n    series: many\n", "x.yaml:3:"},
 		{"fsync interval too long", "wal:\n  fsync_interval: 1h\n", "wal.fsync_interval"},
+		{"ship without scheme", "ship:\n  url: central:8086\n  bucket: b\n  token_file: t\n", "x.yaml:2: ship.url"},
+		{"ship without bucket", "ship:\n  url: http://central:8086\n  token_file: t\n", "ship.bucket: is required"},
+		{"ship without token", "ship:\n  url: http://central:8086\n  bucket: b\n", "ship.token_file: is required"},
+		{"ship batch", "ship:\n  batch_size: 200000\n", "x.yaml:2: ship.batch_size"},
+		{"prefix wildcard", "mqtt:\n  prefix: a/#\n", "x.yaml:2: mqtt.prefix"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("x.yaml", []byte(tc.yaml))
