@@ -13,12 +13,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edged-io/edged/alerts"
 	"github.com/edged-io/edged/sensors/payload"
 	"github.com/edged-io/edged/wal"
 )
@@ -38,6 +40,7 @@ type Config struct {
 	MQTT      MQTT      `yaml:"mqtt"`
 	Sensors   Sensors   `yaml:"sensors"`
 	Aggregate Aggregate `yaml:"aggregate"`
+	Alerts    Alerts    `yaml:"alerts"`
 	Ship      Ship      `yaml:"ship"`
 
 	path  string
@@ -142,6 +145,41 @@ type WindowOutput struct {
 	QoS     int    `yaml:"qos"`    // 0 (default) or 1
 }
 
+// Alerts configures alert rules and their delivery over MQTT (QoS 1,
+// retained, to <prefix>/<device>/alerts/<rule>/<series>).
+type Alerts struct {
+	// Rules: see alerts.Rule (and the README) for the keys.
+	Rules []alerts.Rule `yaml:"rules"`
+	// QueueLimit bounds the events waiting for the broker (beyond it, only
+	// the latest state per alert is kept). Default 10000.
+	QueueLimit int `yaml:"queue_limit"`
+	// HomeAssistant configures MQTT discovery.
+	HomeAssistant HomeAssistant `yaml:"homeassistant"`
+}
+
+// HomeAssistant configures Home Assistant MQTT discovery: series as
+// sensors (their state is the mean of the smallest window, so
+// aggregate.mqtt_output must be on), alerts as problem binary_sensors.
+type HomeAssistant struct {
+	// Discovery: default on when mqtt.broker is set (an external broker
+	// Home Assistant can use), off with the embedded broker.
+	Discovery *bool `yaml:"discovery"`
+	// DiscoveryPrefix, default "homeassistant".
+	DiscoveryPrefix string `yaml:"discovery_prefix"`
+	// StatusTopic on which Home Assistant announces "online" after a
+	// restart; edged then publishes its discovery configs again. Default
+	// "homeassistant/status".
+	StatusTopic string `yaml:"status_topic"`
+}
+
+// DiscoveryEnabled reports whether Home Assistant discovery is on.
+func (c *Config) DiscoveryEnabled() bool {
+	if d := c.Alerts.HomeAssistant.Discovery; d != nil {
+		return *d
+	}
+	return c.MQTT.Broker != ""
+}
+
 // Ship configures shipping the log to a central InfluxDB (2.x, or 1.8+
 // through its v2 compatibility API). Off until URL is set; meanwhile the
 // log keeps what its quota allows.
@@ -227,6 +265,11 @@ func (c *Config) applyDefaults() {
 		c.Aggregate.Lateness = Duration(5 * time.Second)
 	}
 	def(&c.Aggregate.Output.Prefix, c.MQTT.Prefix)
+	if c.Alerts.QueueLimit == 0 {
+		c.Alerts.QueueLimit = 10_000
+	}
+	def(&c.Alerts.HomeAssistant.DiscoveryPrefix, "homeassistant")
+	def(&c.Alerts.HomeAssistant.StatusTopic, "homeassistant/status")
 	if c.Ship.BatchSize == 0 {
 		c.Ship.BatchSize = 5000
 	}
@@ -405,6 +448,7 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("aggregate.quantiles[%d]", i), "%v is outside (0, 1)", q)
 		}
 	}
+	c.validateAlerts(add)
 	if c.Ship.URL != "" {
 		if !hasScheme(c.Ship.URL, "http://", "https://") {
 			add("ship.url", "%q needs a scheme: http://host:8086 or https://host:8086", c.Ship.URL)
@@ -517,4 +561,57 @@ func (c *Config) Redacted() string {
 		return fmt.Sprintf("config: %v", err)
 	}
 	return string(out)
+}
+
+// validateAlerts checks the rules, and that window rules name a window
+// size and quantile the aggregator computes.
+func (c *Config) validateAlerts(add func(key, format string, args ...any)) {
+	if err := alerts.ValidateRules(c.Alerts.Rules); err != nil {
+		var re *alerts.RuleError
+		for _, e := range unwrapAll(err) {
+			if errors.As(e, &re) && re.Index >= 0 {
+				if re.Name != "" {
+					add(fmt.Sprintf("alerts.rules[%d]", re.Index), "rule %q: %s", re.Name, re.Reason)
+				} else {
+					add(fmt.Sprintf("alerts.rules[%d]", re.Index), "%s", re.Reason)
+				}
+			} else {
+				add("alerts.rules", "%v", e)
+			}
+		}
+		return
+	}
+	for i, r := range c.Alerts.Rules {
+		key := fmt.Sprintf("alerts.rules[%d]", i)
+		if r.Window == 0 {
+			continue
+		}
+		if !slices.Contains(c.Aggregate.Windows, Duration(r.Window)) {
+			add(key+".window", "%v is not one of aggregate.windows", time.Duration(r.Window))
+		}
+		if q, ok := r.Quantile(); ok && !slices.Contains(c.Aggregate.Quantiles, q) {
+			add(key+".aggregate", "%s: add %v to aggregate.quantiles", r.Aggregate, q)
+		}
+	}
+	if c.Alerts.QueueLimit < 1 {
+		add("alerts.queue_limit", "%d must be positive", c.Alerts.QueueLimit)
+	}
+	for key, topic := range map[string]string{"alerts.homeassistant.discovery_prefix": c.Alerts.HomeAssistant.DiscoveryPrefix,
+		"alerts.homeassistant.status_topic": c.Alerts.HomeAssistant.StatusTopic} {
+		if topic == "" || strings.ContainsAny(topic, "#+") {
+			add(key, "%q must be non-empty without # or +", topic)
+		}
+	}
+}
+
+// unwrapAll flattens errors.Join trees.
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unwrapAll(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

@@ -90,6 +90,10 @@ func TestBadConfigs(t *testing.T) {
 		{"ship without bucket", "ship:\n  url: http://central:8086\n  token_file: t\n", "ship.bucket: is required"},
 		{"ship without token", "ship:\n  url: http://central:8086\n  bucket: b\n", "ship.token_file: is required"},
 		{"ship batch", "ship:\n  batch_size: 200000\n", "x.yaml:2: ship.batch_size"},
+		{"rule without kind", "alerts:\n  rules:\n    - {name: hot, series: 't/*'}\n", `x.yaml:3: alerts.rules[0]: rule "hot":`},
+		{"rule window not computed", "alerts:\n  rules:\n    - {name: hot, series: t, window: 5m, aggregate: mean, above: 1}\n", "x.yaml:3: alerts.rules[0].window: 5m0s is not one of aggregate.windows"},
+		{"rule quantile not computed", "alerts:\n  rules:\n    - {name: hot, series: t, window: 1m, aggregate: p90, above: 1}\n", "add 0.9 to aggregate.quantiles"},
+		{"rule bad duration", "alerts:\n  rules:\n    - name: hot\n      series: t\n      for: soon\n", `x.yaml:5: "soon" is not a duration`},
 		{"prefix wildcard", "mqtt:\n  prefix: a/#\n", "x.yaml:2: mqtt.prefix"},
 	}
 	for _, tc := range cases {
