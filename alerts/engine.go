@@ -81,16 +81,21 @@ type Event struct {
 
 // Alert is the current state of an instance that is not inactive.
 type Alert struct {
-	Rule, Device, Series string
+	Rule   string `json:"rule"`
+	Device string `json:"device"`
+	Series string `json:"series"`
 	// State is StatePending, StateFiring or StateResolved.
-	State string
+	State string `json:"state"`
 	// Value caused the latest transition; Threshold as in Event.
-	Value, Threshold float64
-	// Started as in Event; Since is when the current state was entered.
-	Started, Since int64
-	ID             string
-	Severity       string
-	Labels         map[string]string
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	// Started as in Event; Since is when the current state was entered
+	// (ns since the epoch, processing time).
+	Started  int64             `json:"started"`
+	Since    int64             `json:"since"`
+	ID       string            `json:"event_id"`
+	Severity string            `json:"severity"`
+	Labels   map[string]string `json:"labels,omitempty"`
 }
 
 // Engine evaluates rules on a stream of readings, windows and ticks. The

@@ -199,22 +199,22 @@ func (p *Publisher) Delivered() (lsn uint64, seq uint32) {
 // Stats are the publisher's counters.
 type Stats struct {
 	// Queued events wait for the broker's acknowledgement.
-	Queued int
+	Queued int `json:"queued"`
 	// Delivered events were acknowledged by the broker.
-	Delivered uint64
+	Delivered uint64 `json:"delivered"`
 	// Retries counts events sent again after a connection failure.
-	Retries uint64
+	Retries uint64 `json:"retries"`
 	// Coalesced events were superseded in a full queue by a later event
 	// for the same alert topic and never sent.
-	Coalesced uint64
+	Coalesced uint64 `json:"coalesced"`
 	// Skipped events were at or before the delivered mark (replayed).
-	Skipped uint64
+	Skipped uint64 `json:"skipped"`
 	// Connected reports an established broker connection.
-	Connected bool
+	Connected bool `json:"connected"`
 	// Announcements counts discovery configs the broker acknowledged,
 	// re-publications included; Entities is how many are remembered.
-	Announcements uint64
-	Entities      int
+	Announcements uint64 `json:"announcements"`
+	Entities      int    `json:"entities"`
 }
 
 // Stats returns the counters.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/edged-io/edged/alerts"
 	"github.com/edged-io/edged/sensors/payload"
+	"github.com/edged-io/edged/sensors/periph"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -105,6 +106,12 @@ type Subscription struct {
 type Sensors struct {
 	Sim     SimSensor     `yaml:"sim"`
 	Thermal ThermalSensor `yaml:"thermal"`
+	// periph.io drivers: one entry per chip, pin or 1-Wire group (the
+	// keys are documented in sensors/periph and configs/periph.yaml).
+	BME280  []periph.BME280Config  `yaml:"bme280"`
+	DS18B20 []periph.DS18B20Config `yaml:"ds18b20"`
+	ADS1x15 []periph.ADS1x15Config `yaml:"ads1x15"`
+	Pulse   []periph.PulseConfig   `yaml:"pulse"`
 }
 
 // SimSensor configures the simulated source.
@@ -421,6 +428,23 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Sensors.Thermal.Interval) < 100*time.Millisecond {
 		add("sensors.thermal.interval", "%v is below 100ms", time.Duration(c.Sensors.Thermal.Interval))
+	}
+	check := func(kind string, i int, v interface{ Validate() error }) {
+		if err := v.Validate(); err != nil {
+			add(fmt.Sprintf("sensors.%s[%d]", kind, i), "%v", err)
+		}
+	}
+	for i := range c.Sensors.BME280 {
+		check("bme280", i, &c.Sensors.BME280[i])
+	}
+	for i := range c.Sensors.DS18B20 {
+		check("ds18b20", i, &c.Sensors.DS18B20[i])
+	}
+	for i := range c.Sensors.ADS1x15 {
+		check("ads1x15", i, &c.Sensors.ADS1x15[i])
+	}
+	for i := range c.Sensors.Pulse {
+		check("pulse", i, &c.Sensors.Pulse[i])
 	}
 	smallest := c.Aggregate.Windows[0]
 	for _, w := range c.Aggregate.Windows {

@@ -42,10 +42,17 @@ type Daemon struct {
 	dead      *deadletter.Store
 	views     *view.Store
 	out       *mqttout.Publisher
+	alerts    *alerting // nil without rules or discovery
 	stream    *stream.Stream
 	http      *http.Server
 	ln        net.Listener
 	metrics   *metrics
+
+	// deviceClass holds the Home Assistant device class the hardware
+	// drivers give their series.
+	deviceClass map[string]string
+	// failedSources counts local sources that stopped with an error.
+	failedSources atomic.Int64
 
 	ready   atomic.Bool
 	started time.Time
@@ -54,6 +61,9 @@ type Daemon struct {
 type namedSource struct {
 	name string
 	src  sensors.Source
+	// local sources (hardware sensors) fail alone: the error is reported
+	// and the other sources keep running.
+	local bool
 }
 
 // New builds the daemon: it opens (and recovers) the log, prepares the
@@ -64,7 +74,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, logger: logger, started: time.Now()}
+	d := &Daemon{cfg: cfg, logger: logger, started: time.Now(), deviceClass: map[string]string{}}
 	policy, _ := wal.ParseSyncPolicy(cfg.WAL.Fsync)
 	l, err := wal.Open(wal.Options{
 		Dir:            filepath.Join(cfg.DataDir, "wal"),
@@ -135,15 +145,18 @@ func (d *Daemon) buildSources() error {
 		if err != nil {
 			return err
 		}
-		d.sources = append(d.sources, namedSource{"sim", sim})
+		d.sources = append(d.sources, namedSource{name: "sim", src: sim})
 	}
 	if c.Sensors.Thermal.Enabled {
 		th, err := sensors.NewThermal(sensors.ThermalConfig{Interval: time.Duration(c.Sensors.Thermal.Interval)}, c.Device, nil)
 		if err != nil {
 			d.logger.Warn("thermal sensor not started", "err", err)
 		} else {
-			d.sources = append(d.sources, namedSource{"thermal", th})
+			d.sources = append(d.sources, namedSource{name: "thermal", src: th, local: true})
 		}
+	}
+	if err := d.buildPeriph(); err != nil {
+		return err
 	}
 	if c.MQTT.Broker == "" {
 		d.broker = newEmbedded(c.MQTT.EmbeddedListen, d.logger)
@@ -169,7 +182,7 @@ func (d *Daemon) buildSources() error {
 			return err
 		}
 		d.mqtt = m
-		d.sources = append(d.sources, namedSource{"mqtt", m})
+		d.sources = append(d.sources, namedSource{name: "mqtt", src: m})
 	}
 	return nil
 }
@@ -184,27 +197,47 @@ func (d *Daemon) buildAggregation() error {
 	if err != nil {
 		return err
 	}
-	var emit func(aggregate.Window)
+	password, err := config.Secret(c.MQTT.PasswordFile)
+	if err != nil {
+		views.Close()
+		return err
+	}
+	if d.alerts, err = d.buildAlerting(password); err != nil {
+		views.Close()
+		return err
+	}
+	var emits []func(*aggregate.Window)
 	if o := c.Aggregate.Output; o.Enabled {
-		password, err := config.Secret(c.MQTT.PasswordFile)
-		if err != nil {
-			views.Close()
-			return err
-		}
 		d.out, err = mqttout.New(mqttout.Options{Broker: d.brokerURL(), ClientID: c.MQTT.ClientID + "-out",
 			Username: c.MQTT.Username, Password: password, Logger: d.logger.With("component", "mqtt-output")})
 		if err != nil {
 			views.Close()
 			return err
 		}
+		emits = append(emits, func(w *aggregate.Window) {
+			d.out.Publish(mqttout.Message{Topic: windowTopic(o.Prefix, *w), Payload: windowJSON(*w), QoS: byte(o.QoS)})
+		})
+	}
+	if d.alerts != nil {
+		emits = append(emits, d.alerts.window)
+	}
+	var emit func(aggregate.Window)
+	if len(emits) > 0 {
 		emit = func(w aggregate.Window) {
-			d.out.Publish(mqttout.Message{Topic: windowTopic(o.Prefix, w), Payload: windowJSON(w), QoS: byte(o.QoS)})
+			for _, e := range emits {
+				e(&w)
+			}
 		}
+	}
+	var observer stream.Observer
+	if o := d.alerts.observer(); o != nil {
+		observer = o
 	}
 	st, err := stream.New(stream.Options{
 		Emit:      emit,
 		Log:       d.log,
 		Estimates: d.estimates,
+		Observer:  observer,
 		Dir:       filepath.Join(c.DataDir, "aggregate"),
 		Views:     views,
 		Aggregate: aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
@@ -272,8 +305,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 
+	// Publishers stop before the embedded broker, so that they can drain
+	// and say "offline".
+	outCtx, stopOut, outWG := stage()
 	if d.out != nil {
-		brokerWG.Go(func() { fail("mqtt output", d.out.Run(brokerCtx)) })
+		outWG.Go(func() { fail("mqtt output", d.out.Run(outCtx)) })
+	}
+	if d.alerts != nil {
+		outWG.Go(func() { fail("alert delivery", d.alerts.pub.Run(outCtx)) })
 	}
 
 	httpWG := &sync.WaitGroup{}
@@ -289,7 +328,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srcCtx, stopSources, srcWG := stage()
 	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second}.Run(srcCtx)) })
 	for _, s := range d.sources {
-		srcWG.Go(func() { fail("sensor "+s.name, s.src.Run(srcCtx, sensors.LogSink{Log: d.log})) })
+		srcWG.Go(func() {
+			err := s.src.Run(srcCtx, sensors.LogSink{Log: d.log})
+			if s.local && err != nil && srcCtx.Err() == nil && d.log.Err() == nil {
+				// A sensor that is not there, or broke, does not stop the others.
+				d.failedSources.Add(1)
+				d.logger.Error("sensor stopped; the other sources keep running", "sensor", s.name, "err", err)
+				return
+			}
+			fail("sensor "+s.name, err)
+		})
 	}
 	d.ready.Store(true)
 	d.logger.Info("edged running", "device", d.cfg.Device, "http", d.Addr(), "sources", len(d.sources),
@@ -322,6 +370,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			fail("dead letters", err)
 		}
 	}
+	stopOut()
+	outWG.Wait()
 	stopBroker()
 	brokerWG.Wait()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -18,6 +18,7 @@ import (
 	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/internal/config"
 	"github.com/edged-io/edged/internal/servicetest"
+	"github.com/edged-io/edged/sensors/periph"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -275,4 +276,63 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestDaemonKeepsRunningWithoutSensorHardware: periph drivers configured on
+// a machine without I²C or GPIO fail with a clear error each, and the
+// simulated sensor keeps feeding the log; alert rules on it show up in
+// /api/v1/alerts and /metrics.
+func TestDaemonKeepsRunningWithoutSensorHardware(t *testing.T) {
+	c := testConfig(t, `aggregate: {windows: [200ms, 1s], lateness: 50ms}
+alerts:
+  rules:
+    - {name: sim-high, series: "sim/*", above: -1000}
+`)
+	c.Sensors.BME280 = []periph.BME280Config{{Name: "greenhouse", Bus: "1", Address: 0x76}}
+	c.Sensors.Pulse = []periph.PulseConfig{{Name: "water", Pin: "GPIO17"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, stop := start(t, c)
+	base := "http://" + d.Addr()
+	deadline := time.Now().Add(10 * time.Second)
+	for d.failedSources.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := d.failedSources.Load(); n != 2 {
+		t.Fatalf("%d sensors reported failed, want 2 (bme280 and pulse)", n)
+	}
+	before := d.log.DurableLSN()
+	time.Sleep(300 * time.Millisecond)
+	if after := d.log.DurableLSN(); after <= before {
+		t.Fatalf("the sim sensor stopped with the hardware ones: LSN %d → %d", before, after)
+	}
+	var resp struct {
+		Alerts []struct {
+			Rule, Series, State string
+		} `json:"alerts"`
+		Counts map[string]int `json:"counts"`
+	}
+	for time.Now().Before(deadline) {
+		_, body := get(t, base+"/api/v1/alerts", "")
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatalf("alerts: %v: %s", err, body)
+		}
+		if resp.Counts["firing"] == 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp.Counts["firing"] != 3 || len(resp.Alerts) != 3 || resp.Alerts[0].Rule != "sim-high" {
+		t.Fatalf("alerts: %+v", resp)
+	}
+	_, metrics := get(t, base+"/metrics", "")
+	for _, want := range []string{`edged_alerts{state="firing"} 3`, "edged_sensors_failed 2"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edged-io/edged/alerts"
+	"github.com/edged-io/edged/alerts/notify"
 )
 
 // routes is the HTTP API. With a token, every endpoint but /healthz
@@ -36,6 +39,25 @@ func (d *Daemon) routes(token string) http.Handler {
 		writeJSON(w, d.views.Series())
 	})
 	mux.HandleFunc("GET /api/v1/query", d.handleQuery)
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		type delivery struct {
+			notify.Stats
+			DeliveredLSN uint64 `json:"delivered_lsn"`
+		}
+		resp := struct {
+			Alerts   []alerts.Alert `json:"alerts"`
+			Counts   map[string]int `json:"counts"`
+			Delivery *delivery      `json:"delivery,omitempty"`
+		}{Alerts: []alerts.Alert{}, Counts: map[string]int{}}
+		if a := d.alerts; a != nil {
+			if a.engine != nil {
+				resp.Alerts, resp.Counts = a.engine.Alerts(), a.engine.Counts()
+			}
+			lsn, _ := a.pub.Delivered()
+			resp.Delivery = &delivery{a.pub.Stats(), lsn}
+		}
+		writeJSON(w, resp)
+	})
 	mux.HandleFunc("GET /api/v1/deadletters", func(w http.ResponseWriter, r *http.Request) {
 		if d.dead == nil {
 			writeJSON(w, []struct{}{})

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edged-io/edged/alerts"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -58,7 +59,37 @@ func newMetrics(d *Daemon) *metrics {
 				func() float64 { return float64(st.Stats().CheckpointLSN) }),
 		)
 	}
+	if a := d.alerts; a != nil {
+		if a.engine != nil {
+			r.MustRegister(alertCollector{a.engine})
+		}
+		pub := a.pub
+		r.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_alert_events_delivered_total", Help: "Alert events the broker acknowledged."},
+				func() float64 { return float64(pub.Stats().Delivered) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_alert_events_queued", Help: "Alert events waiting for the broker."},
+				func() float64 { return float64(pub.Stats().Queued) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_alert_events_coalesced_total", Help: "Queued alert events superseded by a later state of the same alert while the queue was full."},
+				func() float64 { return float64(pub.Stats().Coalesced) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_alert_delivery_retries_total", Help: "Alert events sent again after a lost connection or timeout."},
+				func() float64 { return float64(pub.Stats().Retries) }),
+		)
+	}
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_sensors_failed", Help: "Local sensors that stopped with an error (see the log)."},
+		func() float64 { return float64(d.failedSources.Load()) }))
 	return &metrics{registry: r}
+}
+
+var alertStates = prometheus.NewDesc("edged_alerts", "Alert instances by state.", []string{"state"}, nil)
+
+type alertCollector struct{ e *alerts.Engine }
+
+func (c alertCollector) Describe(ch chan<- *prometheus.Desc) { ch <- alertStates }
+
+func (c alertCollector) Collect(ch chan<- prometheus.Metric) {
+	for state, n := range c.e.Counts() {
+		ch <- prometheus.MustNewConstMetric(alertStates, prometheus.GaugeValue, float64(n), state)
+	}
 }
 
 var (
