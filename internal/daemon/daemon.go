@@ -24,6 +24,7 @@ import (
 	"github.com/edged-io/edged/internal/mqttout"
 	"github.com/edged-io/edged/sensors"
 	"github.com/edged-io/edged/sensors/deadletter"
+	"github.com/edged-io/edged/sync/ship"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -42,7 +43,8 @@ type Daemon struct {
 	dead      *deadletter.Store
 	views     *view.Store
 	out       *mqttout.Publisher
-	alerts    *alerting // nil without rules or discovery
+	alerts    *alerting     // nil without rules or discovery
+	shipper   *ship.Shipper // nil without a central store
 	stream    *stream.Stream
 	http      *http.Server
 	ln        net.Listener
@@ -233,6 +235,12 @@ func (d *Daemon) buildAggregation() error {
 	if o := d.alerts.observer(); o != nil {
 		observer = o
 	}
+	aggOpts := aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
+		IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles}
+	if err := d.buildShipper(aggOpts); err != nil {
+		views.Close()
+		return err
+	}
 	st, err := stream.New(stream.Options{
 		Emit:      emit,
 		Log:       d.log,
@@ -240,9 +248,8 @@ func (d *Daemon) buildAggregation() error {
 		Observer:  observer,
 		Dir:       filepath.Join(c.DataDir, "aggregate"),
 		Views:     views,
-		Aggregate: aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
-			IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles},
-		Logger: d.logger.With("component", "aggregate"),
+		Aggregate: aggOpts,
+		Logger:    d.logger.With("component", "aggregate"),
 	})
 	if err != nil {
 		views.Close()
@@ -322,6 +329,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	})
 
+	shipCtx, stopShip, shipWG := stage()
+	if d.shipper != nil {
+		shipWG.Go(func() { fail("shipper", d.shipper.Run(shipCtx)) })
+	}
+
 	aggCtx, stopAgg, aggWG := stage()
 	aggWG.Go(func() { fail("aggregator", d.stream.Run(aggCtx)) })
 
@@ -354,6 +366,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srcWG.Wait()
 	stopAgg()
 	aggWG.Wait()
+	stopShip() // a final attempt, within the shipper's deadline
+	shipWG.Wait()
 	stopWAL()
 	walWG.Wait()
 	if err := d.log.Close(); err != nil {

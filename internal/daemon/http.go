@@ -58,6 +58,13 @@ func (d *Daemon) routes(token string) http.Handler {
 		}
 		writeJSON(w, resp)
 	})
+	mux.HandleFunc("GET /api/v1/ship", func(w http.ResponseWriter, r *http.Request) {
+		if d.shipper == nil {
+			writeJSON(w, map[string]any{"enabled": false})
+			return
+		}
+		writeJSON(w, map[string]any{"enabled": true, "stats": d.shipper.Stats()})
+	})
 	mux.HandleFunc("GET /api/v1/deadletters", func(w http.ResponseWriter, r *http.Request) {
 		if d.dead == nil {
 			writeJSON(w, []struct{}{})

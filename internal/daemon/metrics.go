@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/edged-io/edged/alerts"
+	"github.com/edged-io/edged/sync/ship"
 	"github.com/edged-io/edged/wal"
 )
 
@@ -74,6 +75,9 @@ func newMetrics(d *Daemon) *metrics {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_alert_delivery_retries_total", Help: "Alert events sent again after a lost connection or timeout."},
 				func() float64 { return float64(pub.Stats().Retries) }),
 		)
+	}
+	if d.shipper != nil {
+		r.MustRegister(shipCollector{d.shipper})
 	}
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_sensors_failed", Help: "Local sensors that stopped with an error (see the log)."},
 		func() float64 { return float64(d.failedSources.Load()) }))
@@ -147,4 +151,56 @@ func (c rejectCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range c.d.dead.Counts() {
 		ch <- prometheus.MustNewConstMetric(rejected, prometheus.CounterValue, float64(n), string(reason))
 	}
+}
+
+var (
+	shipPoints      = prometheus.NewDesc("edged_ship_points_total", "Points the central store confirmed, by measurement.", []string{"measurement"}, nil)
+	shipBatches     = prometheus.NewDesc("edged_ship_batches_total", "Batches the central store confirmed.", nil, nil)
+	shipBytes       = prometheus.NewDesc("edged_ship_bytes_total", "Line-protocol bytes confirmed (before gzip).", nil, nil)
+	shipRetries     = prometheus.NewDesc("edged_ship_retries_total", "Write requests retried after an outage, timeout, 429 or 5xx.", nil, nil)
+	shipQuarantined = prometheus.NewDesc("edged_ship_quarantined_lines_total", "Lines the central store refused as bad, kept in ship-quarantine/.", nil, nil)
+	shipSkipped     = prometheus.NewDesc("edged_ship_skipped_nan_total", "Readings not shipped because their value is NaN or infinite.", nil, nil)
+	shipPaused      = prometheus.NewDesc("edged_ship_paused", "1 while the central store refuses this device (401/403/404).", nil, nil)
+	shipLagRecords  = prometheus.NewDesc("edged_ship_lag_records", "Records not yet confirmed by the central store, by log.", []string{"log"}, nil)
+	shipLagBytes    = prometheus.NewDesc("edged_ship_lag_bytes", "Approximate bytes of the readings log not yet shipped.", nil, nil)
+	shipLagSeconds  = prometheus.NewDesc("edged_ship_lag_seconds", "Age of the oldest reading not yet shipped (0 when caught up).", nil, nil)
+	shipThrough     = prometheus.NewDesc("edged_ship_through_lsn", "The progress the central store holds: every record up to this LSN is shipped.", nil, nil)
+)
+
+type shipCollector struct{ s *ship.Shipper }
+
+func (c shipCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{shipPoints, shipBatches, shipBytes, shipRetries, shipQuarantined, shipSkipped, shipPaused,
+		shipLagRecords, shipLagBytes, shipLagSeconds, shipThrough} {
+		ch <- d
+	}
+}
+
+func (c shipCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(shipPoints, st.Readings, "edged_reading")
+	counter(shipPoints, st.Untrusted, "edged_untrusted")
+	counter(shipPoints, st.Windows, "edged_window")
+	counter(shipPoints, st.Gaps, "edged_gap")
+	counter(shipBatches, st.Batches)
+	counter(shipBytes, st.Bytes)
+	counter(shipRetries, st.Retries)
+	counter(shipQuarantined, st.Quarantined)
+	counter(shipSkipped, st.SkippedNaN)
+	paused := 0.0
+	if st.Paused {
+		paused = 1
+	}
+	gauge(shipPaused, paused)
+	gauge(shipLagRecords, float64(st.LagRecords), "wal")
+	gauge(shipLagRecords, float64(st.EstimatesLagRecords), "estimates")
+	gauge(shipLagBytes, float64(st.LagBytes))
+	gauge(shipLagSeconds, st.Lag.Seconds())
+	gauge(shipThrough, float64(st.ProgressThroughLSN))
 }
