@@ -16,7 +16,7 @@ FUZZTIME  ?= 30s
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test test-race bench bench-ingest fuzz lint cross clean
+.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship fuzz lint cross clean
 
 help: ## list the targets
 	@echo "edged — edge IoT sensor aggregation. Targets:"
@@ -51,7 +51,15 @@ bench-ingest: setup ## end-to-end MQTT ingest through mosquitto into edged vs a 
 	@mkdir -p $(DIST)
 	$(GO) test -run '^$$' -bench Ingest -benchtime 1x -count 3 -timeout 30m ./internal/e2e/ | tee $(DIST)/bench-ingest.txt
 
-FUZZ_PKGS ?= . ./wal/ ./sensors/payload/ ./internal/config/ ./aggregate/
+bench-alerts: setup ## alert latency through mosquitto and edged under 10k readings/s vs the broker's own round trip (a minute)
+	@mkdir -p $(DIST)
+	$(GO) test -run '^$$' -bench AlertLatency -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./internal/e2e/ | tee $(DIST)/bench-alerts.txt
+
+bench-ship: setup ## shipper drain rate into the real InfluxDB vs the client's own ceiling
+	@mkdir -p $(DIST)
+	$(GO) test -run '^$$' -bench Ship -benchtime 3x -count $(BENCH_COUNT) -timeout 30m ./sync/ship/ | tee $(DIST)/bench-ship.txt
+
+FUZZ_PKGS ?= . ./wal/ ./sensors/payload/ ./internal/config/ ./aggregate/ ./aggregate/view/ ./alerts/ ./sync/ship/ ./sensors/periph/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s); crashers land in the package's testdata/fuzz
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \

@@ -104,7 +104,7 @@ type daemon struct {
 }
 
 // writeConfig writes the test's config; extra YAML is appended.
-func writeConfig(t *testing.T, dir, broker string, httpPort int, extra ...string) string {
+func writeConfig(t testing.TB, dir, broker string, httpPort int, extra ...string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`device: e2e
 data_dir: %s
@@ -131,7 +131,7 @@ aggregate: {windows: [1s, 10s], lateness: 2s, idle_after: 1h}
 	return path
 }
 
-func startEdged(t *testing.T, cfg string, httpPort int) *daemon {
+func startEdged(t testing.TB, cfg string, httpPort int) *daemon {
 	t.Helper()
 	logPath := cfg + ".log"
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -172,12 +172,12 @@ func startEdged(t *testing.T, cfg string, httpPort int) *daemon {
 	}
 }
 
-func (d *daemon) kill(t *testing.T) {
+func (d *daemon) kill(t testing.TB) {
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	d.cmd.Wait()
 }
 
-func (d *daemon) stop(t *testing.T) {
+func (d *daemon) stop(t testing.TB) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
