@@ -55,8 +55,9 @@ type Options struct {
 	Emit func(aggregate.Window)
 	// Estimates, when set, receives every changed row (view.RecordRow) and
 	// through marks (view.RecordThrough) for the shipper: the edge
-	// estimates. Its rows are durable before the view store has them, so
-	// a restart never skips one (see flush).
+	// estimates. A through mark follows the rows it covers, and the log is
+	// durable in order, so the last durable mark says which rows a restart
+	// must not skip (see record).
 	Estimates *wal.Log
 	// Observer, when set, sees every reading, window and tick in log order
 	// and has its state checkpointed with the aggregator's (the alert
@@ -93,9 +94,14 @@ type Stream struct {
 	// rebuildTo > 0: the observer's checkpointed state was unusable, so
 	// Run first replays the log through rebuildTo into the observer alone.
 	rebuildTo uint64
-	// throughMark is when the last through mark went to Estimates.
+	// throughMark is when the last through mark went to Estimates;
+	// lastThrough its LSN in the readings log, lastEst its own LSN.
 	throughMark time.Time
 	lastThrough uint64
+	lastEst     uint64
+	// estThrough is the last through mark Estimates held at start: rows
+	// for records after it may be missing there and are written again.
+	estThrough uint64
 }
 
 const checkpointName = "checkpoint"
@@ -128,6 +134,13 @@ func New(o Options) (*Stream, error) {
 		return nil, err
 	}
 	s := &Stream{o: o, agg: agg, pending: map[rowKey]*view.Row{}}
+	if o.Estimates != nil {
+		t, err := lastThroughMark(o.Estimates)
+		if err != nil {
+			return nil, err
+		}
+		s.estThrough = t
+	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
@@ -300,7 +313,14 @@ func (s *Stream) record(w aggregate.Window) error {
 		}
 	}
 	if applied := row.Values[view.FieldIndex("applied_lsn")]; !math.IsNaN(applied) && appliedMark(w) <= applied {
-		return nil // replayed after a crash: already in
+		// Replayed after a crash: the view has it. The estimates log may
+		// not, if the crash came before its through mark was durable:
+		// write the row (as it stands) there again.
+		if s.o.Estimates != nil && w.CloseLSN > s.estThrough && !ok {
+			s.pending[key] = row
+			s.order = append(s.order, key)
+		}
+		return nil
 	}
 	v := row.Values
 	set := func(field string, x float64) { v[view.FieldIndex(field)] = x }
@@ -379,8 +399,9 @@ func (s *Stream) flush(through uint64) error {
 	return nil
 }
 
-// writeEstimates appends rows and a through mark to the estimates log and
-// waits until they are durable.
+// writeEstimates appends rows and a through mark to the estimates log. It
+// does not wait for them to be durable (checkpoint does): the aggregator
+// goroutine also evaluates alerts, and must not stall on an fsync.
 func (s *Stream) writeEstimates(rows []view.Row, through uint64) error {
 	var buf []byte
 	for i := range rows {
@@ -393,16 +414,36 @@ func (s *Stream) writeEstimates(rows []view.Row, through uint64) error {
 	if err != nil {
 		return fmt.Errorf("stream: estimates log: %w", err)
 	}
-	s.lastThrough, s.throughMark = through, time.Now()
-	if len(rows) == 0 {
-		return nil // a lost through mark costs nothing: the next one repeats it
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.o.Estimates.WaitDurable(ctx, lsn); err != nil {
-		return fmt.Errorf("stream: estimates log not durable: %w", err)
-	}
+	s.lastThrough, s.throughMark, s.lastEst = through, time.Now(), lsn
 	return nil
+}
+
+// lastThroughMark finds the last through mark in the estimates log,
+// reading its segments from the newest back (0 if there is none).
+func lastThroughMark(l *wal.Log) (uint64, error) {
+	segs := l.Stats().Segments
+	for i := len(segs) - 1; i >= 0; i-- {
+		var last uint64
+		r := l.NewReader(segs[i].FirstLSN)
+		for {
+			rec, err := r.Next()
+			var gap *wal.GapError
+			if errors.As(err, &gap) {
+				continue
+			}
+			if err != nil || rec.LSN > segs[i].LastLSN {
+				break
+			}
+			if kind, _, through, err := view.DecodeRecord(rec.Data); err == nil && kind == view.RecordThrough {
+				last = through
+			}
+		}
+		r.Close()
+		if last > 0 {
+			return last, nil
+		}
+	}
+	return 0, nil
 }
 
 // rebuildObserver replays the log through rebuildTo into the observer
@@ -452,6 +493,15 @@ func (s *Stream) rebuildObserver(ctx context.Context) error {
 func (s *Stream) checkpoint(lsn uint64) error {
 	if err := s.flush(lsn); err != nil {
 		return err
+	}
+	if s.o.Estimates != nil && s.lastEst > 0 {
+		// Replay will not emit the rows up to lsn again.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := s.o.Estimates.WaitDurable(ctx, s.lastEst)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stream: estimates log not durable: %w", err)
+		}
 	}
 	if err := s.o.Views.Sync(); err != nil {
 		return fmt.Errorf("stream: %w", err)
