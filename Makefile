@@ -16,7 +16,7 @@ FUZZTIME  ?= 30s
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship fuzz lint cross clean
+.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship fuzz lint cross package test-packaging clean
 
 help: ## list the targets
 	@echo "edged — edge IoT sensor aggregation. Targets:"
@@ -76,6 +76,12 @@ cross: ## static binaries for linux/arm (GOARM=6, every Pi), linux/arm64 and lin
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/edged-linux-arm64 ./cmd/edged
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/edged-linux-amd64 ./cmd/edged
 	@ls -l $(DIST)/edged-linux-*
+
+package: cross ## .deb packages of edged and edged-reconcile for armhf, arm64 and amd64 into dist/ (nfpm; see packaging/README.md)
+	DIST=$(DIST) VERSION=$(VERSION) GO=$(GO) packaging/build-debs.sh
+
+test-packaging: setup ## the packaging tests alone: build and inspect the .debs, score the units, run the ARM builds under qemu
+	$(GO) test -count=1 -v ./packaging/
 
 clean: ## remove build outputs (not ./data)
 	rm -rf bin $(DIST)

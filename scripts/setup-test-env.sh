@@ -4,7 +4,9 @@
 #
 #   - mosquitto (MQTT broker) and mosquitto-clients, from Debian packages;
 #   - influxd v1.8.10 (InfluxDB with the Flux / v2 compatibility API), built
-#     from source once into $EDGED_TOOLS/bin.
+#     from source once into $EDGED_TOOLS/bin;
+#   - for the packaging tests: qemu-user (qemu-arm, qemu-aarch64), and
+#     systemd-analyze and dpkg-deb when missing (Debian has them).
 #
 # It is idempotent and returns quickly when everything is already present.
 #
@@ -75,6 +77,27 @@ install_influxd() {
 	log "influxd built ($bin)"
 }
 
+# install_packaging_tools installs what packaging/'s tests run: the ARM
+# binaries under qemu-user (binfmt is not needed: they call qemu-arm), the
+# units through systemd-analyze, the packages through dpkg-deb.
+install_packaging_tools() {
+	local pkgs=()
+	command -v qemu-arm >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || pkgs+=(qemu-user)
+	command -v systemd-analyze >/dev/null 2>&1 || pkgs+=(systemd)
+	command -v dpkg-deb >/dev/null 2>&1 || pkgs+=(dpkg)
+	if [ ${#pkgs[@]} -eq 0 ]; then
+		log "qemu-user, systemd-analyze and dpkg-deb present"
+		return 0
+	fi
+	log "installing ${pkgs[*]} (apt-get)"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! as_root apt-get install -y -q "${pkgs[@]}"; then
+		as_root apt-get update -q
+		as_root apt-get install -y -q "${pkgs[@]}"
+	fi
+}
+
 install_mosquitto
 install_influxd
+install_packaging_tools
 log "done"

@@ -22,6 +22,7 @@ import (
 	"github.com/edged-io/edged/internal/broker"
 	"github.com/edged-io/edged/internal/config"
 	"github.com/edged-io/edged/internal/mqttout"
+	"github.com/edged-io/edged/internal/sdnotify"
 	"github.com/edged-io/edged/sensors"
 	"github.com/edged-io/edged/sensors/deadletter"
 	"github.com/edged-io/edged/sync/ship"
@@ -354,6 +355,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ready.Store(true)
 	d.logger.Info("edged running", "device", d.cfg.Device, "http", d.Addr(), "sources", len(d.sources),
 		"startup", time.Since(d.started).Round(time.Millisecond))
+	// systemd (Type=notify): ready now; the watchdog is fed only while the
+	// log keeps growing (the ticker appends every second) without error.
+	sdnotify.Ready()
+	sdCtx, stopWatchdog := context.WithCancel(context.Background())
+	sdWG := &sync.WaitGroup{}
+	var lastLSN uint64
+	sdWG.Go(func() {
+		err := sdnotify.Run(sdCtx, func() bool {
+			lsn := d.log.DurableLSN()
+			ok := d.log.Err() == nil && lsn > lastLSN
+			lastLSN = lsn
+			return ok
+		})
+		if err != nil {
+			d.logger.Warn("systemd watchdog", "err", err)
+		}
+	})
 
 	select {
 	case <-ctx.Done():
@@ -361,6 +379,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-failed:
 		d.logger.Error("stopping after a failure", "err", firstErr)
 	}
+	sdnotify.Stopping()
+	stopWatchdog()
+	sdWG.Wait()
 	d.ready.Store(false)
 	stopSources()
 	srcWG.Wait()

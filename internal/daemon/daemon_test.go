@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +336,52 @@ alerts:
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestDaemonNotifiesSystemd: under Type=notify, the daemon says READY=1
+// once running, feeds the watchdog while the log grows, and says
+// STOPPING=1 on shutdown.
+func TestDaemonNotifiesSystemd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "1000000") // pings every 500ms
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	got := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	_, stop := start(t, testConfig(t, ""))
+	time.Sleep(2500 * time.Millisecond) // the ticker appends every second
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var msgs []string
+	deadline := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			msgs = append(msgs, m)
+			done = m == "STOPPING=1"
+		case <-deadline:
+			done = true
+		}
+	}
+	joined := strings.Join(msgs, " ")
+	if len(msgs) < 3 || msgs[0] != "READY=1" || msgs[len(msgs)-1] != "STOPPING=1" || !strings.Contains(joined, "WATCHDOG=1") {
+		t.Fatalf("notifications: %v", msgs)
 	}
 }
