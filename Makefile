@@ -16,7 +16,7 @@ FUZZTIME  ?= 30s
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship fuzz lint cross package test-packaging clean
+.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship bench-peers fuzz lint cross package test-packaging clean
 
 help: ## list the targets
 	@echo "edged — edge IoT sensor aggregation. Targets:"
@@ -54,6 +54,13 @@ bench-ingest: setup ## end-to-end MQTT ingest through mosquitto into edged vs a 
 bench-alerts: setup ## alert latency through mosquitto and edged under 10k readings/s vs the broker's own round trip (a minute)
 	@mkdir -p $(DIST)
 	$(GO) test -run '^$$' -bench AlertLatency -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./internal/e2e/ | tee $(DIST)/bench-alerts.txt
+
+PEERS ?= ../shared/bench/peers
+PEERS_MODE ?= quick
+
+bench-peers: build ## edged beside Telegraf and the broker ceilings on the shared harness's workload (PEERS_MODE=quick|full)
+	EDGED_CMD='$(CURDIR)/scripts/peers-edged.sh {broker} {topic} {qos}' EDGED_OUTPUT=mqtt EDGED_OUT_TOPIC='edged/peers/agg/#' \
+		$(PEERS)/run.sh $(PEERS_MODE)
 
 bench-ship: setup ## shipper drain rate into the real InfluxDB vs the client's own ceiling
 	@mkdir -p $(DIST)

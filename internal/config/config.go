@@ -150,6 +150,9 @@ type WindowOutput struct {
 	Enabled bool   `yaml:"enabled"`
 	Prefix  string `yaml:"prefix"` // default mqtt.prefix
 	QoS     int    `yaml:"qos"`    // 0 (default) or 1
+	// SeriesKey names the series in the JSON payload, for consumers that
+	// expect another key (e.g. "sensor"). Default "series".
+	SeriesKey string `yaml:"series_key"`
 }
 
 // Alerts configures alert rules and their delivery over MQTT (QoS 1,
@@ -272,6 +275,7 @@ func (c *Config) applyDefaults() {
 		c.Aggregate.Lateness = Duration(5 * time.Second)
 	}
 	def(&c.Aggregate.Output.Prefix, c.MQTT.Prefix)
+	def(&c.Aggregate.Output.SeriesKey, "series")
 	if c.Alerts.QueueLimit == 0 {
 		c.Alerts.QueueLimit = 10_000
 	}
@@ -464,6 +468,9 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.Aggregate.Output.Prefix, "#+") {
 		add("aggregate.mqtt_output.prefix", "%q must not contain # or +", c.Aggregate.Output.Prefix)
 	}
+	if k := c.Aggregate.Output.SeriesKey; !validJSONKey(k) {
+		add("aggregate.mqtt_output.series_key", "%q: use letters, digits, _ or -", k)
+	}
 	if c.Aggregate.IdleAfter < 0 {
 		add("aggregate.idle_after", "must not be negative")
 	}
@@ -638,4 +645,16 @@ func unwrapAll(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+func validJSONKey(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -218,7 +218,7 @@ func (d *Daemon) buildAggregation() error {
 			return err
 		}
 		emits = append(emits, func(w *aggregate.Window) {
-			d.out.Publish(mqttout.Message{Topic: windowTopic(o.Prefix, *w), Payload: windowJSON(*w), QoS: byte(o.QoS)})
+			d.out.Publish(mqttout.Message{Topic: windowTopic(o.Prefix, *w), Payload: windowJSON(*w, o.SeriesKey), QoS: byte(o.QoS)})
 		})
 	}
 	if d.alerts != nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,8 +139,9 @@ type windowMessage struct {
 }
 
 // windowJSON is the MQTT output payload of a window. An amendment carries
-// only the accounting to add to the window's earlier messages.
-func windowJSON(w aggregate.Window) []byte {
+// only the accounting to add to the window's earlier messages. seriesKey
+// renames the "series" key (aggregate.mqtt_output.series_key).
+func windowJSON(w aggregate.Window, seriesKey string) []byte {
 	m := windowMessage{Device: w.Device, Series: w.Series, Unit: w.Unit, Window: w.Size.String(),
 		WindowStart: w.Start / 1e6, WindowEnd: w.End / 1e6, Count: w.Count, Late: w.Late, Duplicates: w.Duplicates,
 		Conflicts: w.Conflicts, Untrusted: w.Untrusted + w.Invalid, CloseLSN: w.CloseLSN, Amended: w.Amended}
@@ -151,5 +153,10 @@ func windowJSON(w aggregate.Window) []byte {
 		}
 	}
 	b, _ := json.Marshal(m)
+	if seriesKey != "" && seriesKey != "series" {
+		// The device comes first and is JSON-escaped, so the first
+		// `,"series":` is the key (the key is validated by the config).
+		b = bytes.Replace(b, []byte(`,"series":`), []byte(`,"`+seriesKey+`":`), 1)
+	}
 	return b
 }
