@@ -3,6 +3,7 @@ package sensors
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/wal"
@@ -27,12 +28,23 @@ type Sink interface {
 // LogSink appends readings to a write-ahead log, one record per call.
 type LogSink struct {
 	Log *wal.Log
+	// Unsynced, when set and true, flags the readings stamped with the
+	// ingest clock (edged.TimeFromIngest) edged.ClockUnsynced: the local
+	// clock is not synchronised, so their time may be wrong.
+	Unsynced *atomic.Bool
 }
 
 var _ Sink = LogSink{}
 
 // Append encodes rs as one record and appends it.
 func (s LogSink) Append(rs []edged.Reading) (uint64, error) {
+	if s.Unsynced != nil && s.Unsynced.Load() {
+		for i := range rs {
+			if rs[i].Flags&edged.TimeFromIngest != 0 {
+				rs[i].Flags |= edged.ClockUnsynced
+			}
+		}
+	}
 	rec, err := edged.AppendRecord(nil, rs)
 	if err != nil {
 		return 0, fmt.Errorf("sensors: encode readings: %w", err)

@@ -43,6 +43,7 @@ type Config struct {
 	Aggregate Aggregate `yaml:"aggregate"`
 	Alerts    Alerts    `yaml:"alerts"`
 	Ship      Ship      `yaml:"ship"`
+	Clock     Clock     `yaml:"clock"`
 
 	path  string
 	lines map[string]int // dotted key path → line, for errors
@@ -188,6 +189,18 @@ func (c *Config) DiscoveryEnabled() bool {
 		return *d
 	}
 	return c.MQTT.Broker != ""
+}
+
+// Clock configures how far edged trusts the local clock.
+type Clock struct {
+	// RequireSync flags readings stamped with the local clock as untrusted
+	// while the kernel reports the clock unsynchronised (a Raspberry Pi has
+	// no RTC: until NTP sets it, it runs from 1970 or the last shutdown).
+	// Off by default, because containers and VMs often report an
+	// unsynchronised clock that is in fact right; turn it on on a Pi with
+	// systemd-timesyncd or chrony. Readings before 2020 or over 5 minutes
+	// in the future are untrusted whatever this says.
+	RequireSync bool `yaml:"require_sync"`
 }
 
 // Ship configures shipping the log to a central InfluxDB (2.x, or 1.8+

@@ -54,6 +54,7 @@ type Daemon struct {
 	// deviceClass holds the Home Assistant device class the hardware
 	// drivers give their series.
 	deviceClass map[string]string
+	clock       *clockState
 	// failedSources counts local sources that stopped with an error.
 	failedSources atomic.Int64
 
@@ -77,7 +78,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, logger: logger, started: time.Now(), deviceClass: map[string]string{}}
+	d := &Daemon{cfg: cfg, logger: logger, started: time.Now(), deviceClass: map[string]string{},
+		clock: newClockState(cfg.Clock.RequireSync)}
+	if d.clock.unsynced.Load() {
+		logger.Warn("the system clock is not synchronised (no NTP yet?): readings stamped with it are flagged untrusted until it is (clock.require_sync)")
+	}
 	policy, _ := wal.ParseSyncPolicy(cfg.WAL.Fsync)
 	l, err := wal.Open(wal.Options{
 		Dir:            filepath.Join(cfg.DataDir, "wal"),
@@ -339,10 +344,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	aggWG.Go(func() { fail("aggregator", d.stream.Run(aggCtx)) })
 
 	srcCtx, stopSources, srcWG := stage()
-	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second}.Run(srcCtx)) })
+	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second, d.clock}.Run(srcCtx)) })
 	for _, s := range d.sources {
 		srcWG.Go(func() {
-			err := s.src.Run(srcCtx, sensors.LogSink{Log: d.log})
+			err := s.src.Run(srcCtx, sensors.LogSink{Log: d.log, Unsynced: &d.clock.unsynced})
 			if s.local && err != nil && srcCtx.Err() == nil && d.log.Err() == nil {
 				// A sensor that is not there, or broke, does not stop the others.
 				d.failedSources.Add(1)

@@ -385,3 +385,37 @@ func TestDaemonNotifiesSystemd(t *testing.T) {
 		t.Fatalf("notifications: %v", msgs)
 	}
 }
+
+// TestDaemonRequireSync: with clock.require_sync, readings stamped with
+// the local clock are untrusted exactly while the kernel says the clock is
+// unsynchronised (this machine's state decides which branch runs; both
+// assert).
+func TestDaemonRequireSync(t *testing.T) {
+	c := testConfig(t, "aggregate: {windows: [200ms, 1s], lateness: 50ms}\nclock: {require_sync: true}\n")
+	d, stop := start(t, c)
+	base := "http://" + d.Addr()
+	time.Sleep(1500 * time.Millisecond)
+	_, body := get(t, base+"/api/v1/query?series=sim/1&window=200ms&from=0", "")
+	var q struct {
+		Rows []struct {
+			Fields map[string]float64 `json:"fields"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(body), &q); err != nil || len(q.Rows) < 3 {
+		t.Fatalf("query: %v %s", err, body)
+	}
+	synced := clockSynced()
+	for _, r := range q.Rows {
+		if untrusted := r.Fields["untrusted"]; synced && untrusted != 0 || !synced && (untrusted == 0 || r.Fields["count"] != 0) {
+			t.Fatalf("clock synced=%v, window %v", synced, r.Fields)
+		}
+	}
+	_, metrics := get(t, base+"/metrics", "")
+	if want := fmt.Sprintf("edged_clock_synced %d", map[bool]int{false: 0, true: 1}[synced]); !strings.Contains(metrics, want) {
+		t.Errorf("metrics lack %q", want)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel clock synchronised: %v", synced)
+}

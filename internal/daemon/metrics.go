@@ -79,6 +79,13 @@ func newMetrics(d *Daemon) *metrics {
 	if d.shipper != nil {
 		r.MustRegister(shipCollector{d.shipper})
 	}
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_clock_synced", Help: "1 while the kernel reports the system clock synchronised (adjtimex)."},
+		func() float64 {
+			if clockSynced() {
+				return 1
+			}
+			return 0
+		}))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_sensors_failed", Help: "Local sensors that stopped with an error (see the log)."},
 		func() float64 { return float64(d.failedSources.Load()) }))
 	return &metrics{registry: r}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,34 +9,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/aggregate"
 	"github.com/edged-io/edged/aggregate/view"
-	"github.com/edged-io/edged/wal"
 )
-
-// ticker logs a processing-time tick every interval, so that the
-// aggregator closes idle series' windows at the same point of the log in a
-// live run and in any replay of it.
-type ticker struct {
-	log      *wal.Log
-	interval time.Duration
-}
-
-func (t ticker) Run(ctx context.Context) error {
-	tk := time.NewTicker(t.interval)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tk.C:
-			if _, err := t.log.Append(edged.AppendTick(nil, now.UnixNano())); err != nil {
-				return fmt.Errorf("tick: %w", err)
-			}
-		}
-	}
-}
 
 type queryRow struct {
 	Start  time.Time          `json:"start"`

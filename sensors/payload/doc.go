@@ -143,10 +143,11 @@
 // the ingest time, or before MinTime (2020-01-01), is kept but flagged
 // edged.TimeAbsurd, and the aggregator keeps it out of current windows.
 // The decoders do not know whether the local clock is synchronised; the
-// daemon adds edged.ClockUnsynced. A configured timestamp that is missing
-// is not an error (the reading takes the ingest time); one that is
-// present but unparsable is bad_timestamp, and the values are kept with
-// the ingest time.
+// daemon adds edged.ClockUnsynced to readings stamped with the ingest
+// clock while it is unsynchronised (clock.require_sync). A configured
+// timestamp that is missing is not an error (the reading takes the ingest
+// time); one that is present but unparsable is bad_timestamp, and the
+// values are kept with the ingest time.
 //
 // # Errors and partly good messages
 //

@@ -19,7 +19,8 @@ const MinTime int64 = 1_577_836_800_000_000_000
 
 // timeFlags qualifies a payload timestamp t received at ingest. The rule
 // is relative to the ingest clock, which may itself be unsynchronised; the
-// daemon adds edged.ClockUnsynced for that and the aggregator re-checks.
+// daemon flags ingest-stamped readings edged.ClockUnsynced when asked
+// (clock.require_sync) and the aggregator re-checks.
 func timeFlags(t, ingest int64) edged.Flags {
 	if t < MinTime {
 		return edged.TimeAbsurd
