@@ -46,7 +46,7 @@ func TestSpeedAndBatchLayersAgree(t *testing.T) {
 			fmt.Sprintf(`{"ts":%d,"value":%d.5}`, ds.ts(i, 100)+50, 40+i))
 		tok.Wait()
 	}
-	checkWindows(t, d, ds) // the sentinel closed every data window: values exact
+	checkWindows(t, d, ds)      // the sentinel closed every data window: values exact
 	time.Sleep(2 * time.Second) // the amendments for the late readings come with the next tick
 	d.stop(t)                   // the final ship
 
