@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"strings"
 	"time"
 )
 
@@ -43,6 +44,20 @@ type Window struct {
 	// Amended marks an amendment: accounting only, to be added to the
 	// window's emission and earlier amendments.
 	Amended bool
+}
+
+// SizeName names a window size compactly, as topics, tags and reports
+// write it: "10s", "1m", "1h", "1h30m", "500ms" (time.Duration's String
+// without the zero tails "0s" and "0m").
+func SizeName(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 // Point is one reading's event time (ns) and value.

@@ -6,8 +6,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/edged-io/edged/aggregate"
 )
 
 // windowKey identifies a window of one device in the central store: the
@@ -116,14 +117,5 @@ func ParseSize(tag string) (time.Duration, error) {
 }
 
 // FormatSize formats a window size as the window tag does: "10s", "1m",
-// "1h", "1h30m", "500ms".
-func FormatSize(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
+// "1h", "1h30m", "500ms" (aggregate.SizeName, which the shipper uses).
+func FormatSize(d time.Duration) string { return aggregate.SizeName(d) }

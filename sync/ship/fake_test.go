@@ -246,6 +246,9 @@ func TestFinalAttempt(t *testing.T) {
 	for i := range 7 {
 		appendReadings(t, l, reading("s", t0+int64(i), 1))
 	}
+	// The shipper reads durable records only (the daemon makes the log
+	// durable before the final attempt).
+	waitFor(t, 10*time.Second, "durable", func() bool { return l.DurableLSN() >= 7 })
 	s.stop(t)
 	if got := readingLines(t, srv); len(got) != 7 {
 		t.Fatalf("%d reading lines, want 7", len(got))

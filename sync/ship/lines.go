@@ -3,10 +3,10 @@ package ship
 import (
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/aggregate"
 	"github.com/edged-io/edged/aggregate/view"
 )
 
@@ -135,7 +135,7 @@ func (e *encoder) row(b *batch, r *view.Row) bool {
 	unit, okUnit := e.unitField(r.Unit)
 	win, ok := e.windows[r.Size]
 	if !ok {
-		win = windowName(r.Size)
+		win = aggregate.SizeName(r.Size)
 		e.windows[r.Size] = win
 	}
 	start := len(b.buf)
@@ -226,18 +226,6 @@ func (e *encoder) progressLine(dst []byte, p progress, updated int64) []byte {
 	dst = append(dst, ",updated="...)
 	dst = strconv.AppendInt(dst, updated, 10)
 	return append(dst, "i 0\n"...)
-}
-
-// windowName formats a window size compactly: 10s, 1m, 1h, 1h30m, 500ms.
-func windowName(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // tagSafe reports whether s can be a tag value: line protocol has no
