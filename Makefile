@@ -16,7 +16,7 @@ FUZZTIME  ?= 30s
 TEST_TIMEOUT ?= 25m
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build run test test-race bench bench-ingest bench-alerts bench-ship bench-peers fuzz lint cross package test-packaging clean
+.PHONY: help setup build run test test-race reliability reliability-long bench bench-ingest bench-alerts bench-ship bench-peers fuzz lint cross package test-packaging clean
 
 help: ## list the targets
 	@echo "edged — edge IoT sensor aggregation. Targets:"
@@ -38,11 +38,24 @@ test: setup ## all tests: unit, fault injection, kill -9, fuzz seed corpora, int
 test-race: setup ## the short test suite under the race detector
 	$(GO) test -race -short -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+reliability: setup ## whole-pipeline fault injection, short tier (also in make test; root): figures in dist/, see RELIABILITY.md
+	@mkdir -p $(DIST)
+	rm -f $(DIST)/reliability.txt
+	EDGED_RELIABILITY_REPORT=$(CURDIR)/$(DIST)/reliability.txt $(GO) test -count=1 -v -timeout 30m ./internal/reliability/
+	@cat $(DIST)/reliability.txt
+
+reliability-long: setup ## the long tier: 300 kill -9, 120 power cuts, a 10-minute InfluxDB outage, … (about 40 min)
+	@mkdir -p $(DIST)
+	rm -f $(DIST)/reliability-long.txt
+	EDGED_RELIABILITY=long EDGED_RELIABILITY_REPORT=$(CURDIR)/$(DIST)/reliability-long.txt $(GO) test -count=1 -v -timeout 3h ./internal/reliability/
+	@cat $(DIST)/reliability-long.txt
+
 bench: ## benchmarks, each figure beside a reference measured in the same run; medians of BENCH_COUNT runs
 	@mkdir -p $(DIST)
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) -timeout 60m ./wal/ | tee $(DIST)/bench.txt
 	$(GO) test -run '^$$' -bench 'ReplayScan' -benchtime 2s -count $(BENCH_COUNT) -cpu 1 -timeout 30m ./wal/ | tee $(DIST)/bench-1cpu.txt
 	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) -cpu 1 -timeout 30m ./aggregate/ ./sensors/payload/ | tee $(DIST)/bench-speed.txt
+	$(GO) test -run '^$$' -bench 'Replay' -benchtime 5x -count 3 -timeout 30m ./aggregate/replay/ | tee $(DIST)/bench-replay.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench-1cpu.txt
 	$(GO) run $(BENCHSTAT) $(DIST)/bench-speed.txt

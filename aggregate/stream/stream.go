@@ -64,6 +64,39 @@ type Options struct {
 	// engine).
 	Observer Observer
 	Logger   *slog.Logger
+
+	// NewEngine, when set, builds the window engine instead of
+	// aggregate.New (edged replay plugs in one that shards series across
+	// cores). The engine's checkpoint must be the aggregator's, so that
+	// either can continue from the other's.
+	NewEngine func(aggregate.Options) (Engine, error)
+	// NewReader, when set, opens the log reader Run consumes instead of
+	// Log.NewReader (edged replay follows a log another process appends,
+	// and bounds it). A Wait that returns wal.ErrClosed ends Run after a
+	// final checkpoint.
+	NewReader func(from uint64) Reader
+}
+
+// Engine computes windows from log records: an *aggregate.Aggregator, or
+// anything that emits exactly what one would.
+type Engine interface {
+	ApplyEach(rec []byte, lsn uint64, emit func(aggregate.Window), each func(*edged.Reading)) error
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// drainer is an Engine that may emit a record's windows after ApplyEach
+// returns (a pipeline). Drain emits everything still pending; the stream
+// calls it before it writes rows or checkpoints.
+type drainer interface {
+	Drain(emit func(aggregate.Window))
+}
+
+// Reader is what Run reads the log through; *wal.Reader is one.
+type Reader interface {
+	Next() (wal.Record, error)
+	Wait(ctx context.Context) error
+	Close() error
 }
 
 // Observer consumes the log beside the aggregator, in the same goroutine
@@ -83,7 +116,7 @@ type Observer interface {
 // Stream is the aggregator running over the log.
 type Stream struct {
 	o   Options
-	agg *aggregate.Aggregator
+	agg Engine
 	// Rows changed since the last flush, in first-change order.
 	pending map[rowKey]*view.Row
 	order   []rowKey
@@ -129,7 +162,10 @@ func New(o Options) (*Stream, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	agg, err := aggregate.New(o.Aggregate)
+	if o.NewEngine == nil {
+		o.NewEngine = func(ao aggregate.Options) (Engine, error) { return aggregate.New(ao) }
+	}
+	agg, err := o.NewEngine(o.Aggregate)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +190,7 @@ func New(o Options) (*Stream, error) {
 	default:
 		if err := agg.UnmarshalBinary(state); err != nil {
 			o.Logger.Error("aggregator checkpoint unusable (config changed?); recomputing from the start of the log", "err", err)
-			if agg, err = aggregate.New(o.Aggregate); err != nil {
+			if agg, err = o.NewEngine(o.Aggregate); err != nil {
 				return nil, err
 			}
 			s.agg = agg
@@ -196,7 +232,12 @@ func (s *Stream) Run(ctx context.Context) error {
 		each = s.o.Observer.Reading
 	}
 	from := s.checkpointLSN.Load() + 1
-	r := s.o.Log.NewReader(from)
+	var r Reader
+	if s.o.NewReader != nil {
+		r = s.o.NewReader(from)
+	} else {
+		r = s.o.Log.NewReader(from)
+	}
 	defer r.Close()
 	s.o.Logger.Info("aggregator resuming", "from_lsn", from)
 	last := s.checkpointLSN.Load()
@@ -374,6 +415,9 @@ func nanValues() []float64 {
 // the view store has is not emitted again after a crash (record skips it),
 // so it must already be durable in the estimates log.
 func (s *Stream) flush(through uint64) error {
+	if d, ok := s.agg.(drainer); ok {
+		d.Drain(s.emit)
+	}
 	mark := s.o.Estimates != nil && through > s.lastThrough &&
 		(len(s.order) > 0 || time.Since(s.throughMark) >= time.Second)
 	if len(s.order) == 0 && !mark {
@@ -524,6 +568,16 @@ func (s *Stream) checkpoint(lsn uint64) error {
 		return fmt.Errorf("stream: %w", err)
 	}
 	return nil
+}
+
+// CheckpointLSN reads the LSN covered by the checkpoint in dir (the
+// Options.Dir of a stream): 0 and no error if there is none.
+func CheckpointLSN(dir string) (uint64, error) {
+	lsn, _, _, err := readCheckpoint(filepath.Join(dir, checkpointName))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	return lsn, err
 }
 
 // Checkpoint file (version 2): magic[8] | lsn u64 | aggregator state

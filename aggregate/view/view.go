@@ -23,6 +23,13 @@
 // larger applied_lsn. Query merges the points of one window by taking, per
 // field, the largest value: rewrites carry the same aggregates and
 // accounting totals that only grow.
+//
+// # Versions
+//
+// A Store holds the windows of one aggregate configuration. The daemon
+// keeps each configuration's windows, a version, in its own directory
+// under DATA/views, writes one of them and reads any: see version.go
+// (VersionDir, Migrate, LockVersion, OpenSnapshot, Active).
 package view
 
 import (

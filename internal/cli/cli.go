@@ -40,6 +40,12 @@ Usage:
   edged wal verify --data-dir DIR  check every segment's checksums (read-only)
   edged wal dump   --data-dir DIR  print records as JSON lines (read-only)
   edged wal stats  --data-dir DIR  show segments, cursors and lag (read-only)
+  edged replay -c NEW_CONFIG [--view V] [--from X] [--to X] [--follow] [--activate]
+               [--alerts-report FILE] [--workers N]
+                                   recompute the views from the log with a new config
+                                   into view version V, beside the running daemon
+  edged views list|activate V|delete V|diff A B [--data-dir DIR]
+                                   list, switch, delete and compare view versions
   edged version                    print the version
 
 Run 'edged COMMAND -h' for a command's flags.
@@ -68,6 +74,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(args[1:], stdout)
 	case "wal":
 		err = runWAL(ctx, args[1:], stdout)
+	case "replay":
+		err = runReplay(ctx, args[1:], stdout, stderr)
+	case "views":
+		err = runViews(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "edged: unknown command %q\n\n%s", args[0], usage)
 		return ExitUsage

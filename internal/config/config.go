@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/alerts"
 	"github.com/edged-io/edged/sensors/payload"
 	"github.com/edged-io/edged/sensors/periph"
@@ -141,6 +142,9 @@ type Aggregate struct {
 	IdleAfter Duration `yaml:"idle_after"`
 	// Quantiles reported per window. Default [0.5, 0.95, 0.99].
 	Quantiles []float64 `yaml:"quantiles"`
+	// View names the version of the views the daemon computes and writes
+	// (DATA/views/<view>, see edged replay). Default v1.
+	View string `yaml:"view"`
 	// Output publishes every closed window (and every later addition to
 	// its accounting) as JSON to <prefix>/<device>/agg/<window>/<series>.
 	Output WindowOutput `yaml:"mqtt_output"`
@@ -306,6 +310,7 @@ func (c *Config) applyDefaults() {
 	if len(c.Aggregate.Quantiles) == 0 {
 		c.Aggregate.Quantiles = []float64{0.5, 0.95, 0.99}
 	}
+	def(&c.Aggregate.View, view.LegacyVersion)
 }
 
 // Load reads, parses, defaults and validates the file at path.
@@ -491,6 +496,9 @@ func (c *Config) Validate() error {
 		if !(q > 0 && q < 1) {
 			add(fmt.Sprintf("aggregate.quantiles[%d]", i), "%v is outside (0, 1)", q)
 		}
+	}
+	if err := view.ValidVersion(c.Aggregate.View); err != nil {
+		add("aggregate.view", "%q: a letter, then letters, digits, _ . or - (e.g. v2)", c.Aggregate.View)
 	}
 	c.validateAlerts(add)
 	if c.Ship.URL != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edged-io/edged/aggregate"
+	"github.com/edged-io/edged/aggregate/replay"
 	"github.com/edged-io/edged/aggregate/stream"
 	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/internal/broker"
@@ -50,6 +51,11 @@ type Daemon struct {
 	http      *http.Server
 	ln        net.Listener
 	metrics   *metrics
+
+	// viewLock is views' version's writer lock; versions serves the API's
+	// reads of every version.
+	viewLock *view.Lock
+	versions *versions
 
 	// deviceClass holds the Home Assistant device class the hardware
 	// drivers give their series.
@@ -130,13 +136,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 	d.metrics = newMetrics(d)
 	token, err := config.Secret(cfg.HTTP.TokenFile)
 	if err != nil {
-		d.views.Close()
+		d.closeViews()
 		closeLogs()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
-		d.views.Close()
+		d.closeViews()
 		closeLogs()
 		return nil, fmt.Errorf("http: listen on %s: %w", cfg.HTTP.Listen, err)
 	}
@@ -201,17 +207,39 @@ func (d *Daemon) buildAggregation() error {
 	for i, w := range c.Aggregate.Windows {
 		sizes[i] = time.Duration(w)
 	}
-	views, err := view.Open(filepath.Join(c.DataDir, "views"), sizes, 30*24*time.Hour)
+	// The views of version aggregate.view, in DATA/views/<version>
+	// (see aggregate/replay): locked while this daemon writes them.
+	lay := replay.Layout{DataDir: c.DataDir}
+	if moved, err := view.Migrate(lay.Views()); err != nil {
+		return err
+	} else if moved {
+		d.logger.Info("views moved to the versioned layout", "version", view.LegacyVersion, "dir", lay.Views())
+	}
+	lock, err := view.LockVersion(lay.Views(), c.Aggregate.View, "edged run")
 	if err != nil {
+		return fmt.Errorf("%w; stop it, or set aggregate.view to another version", err)
+	}
+	aggOpts := AggregateOptions(c)
+	views, err := view.Open(view.VersionDir(lay.Views(), c.Aggregate.View), sizes, view.DefaultKeep)
+	if err == nil {
+		err = errors.Join(view.SetLive(lay.Views(), c.Aggregate.View), replay.EnsureLiveManifest(lay.Views(), c.Aggregate.View, aggOpts))
+	}
+	if err != nil {
+		if views != nil {
+			views.Close()
+		}
+		lock.Unlock()
 		return err
 	}
+	d.views, d.viewLock = views, lock
+	d.versions = newVersions(lay.Views(), c.Aggregate.View, views, sizes)
 	password, err := config.Secret(c.MQTT.PasswordFile)
 	if err != nil {
-		views.Close()
+		d.closeViews()
 		return err
 	}
 	if d.alerts, err = d.buildAlerting(password); err != nil {
-		views.Close()
+		d.closeViews()
 		return err
 	}
 	var emits []func(*aggregate.Window)
@@ -219,7 +247,7 @@ func (d *Daemon) buildAggregation() error {
 		d.out, err = mqttout.New(mqttout.Options{Broker: d.brokerURL(), ClientID: c.MQTT.ClientID + "-out",
 			Username: c.MQTT.Username, Password: password, Logger: d.logger.With("component", "mqtt-output")})
 		if err != nil {
-			views.Close()
+			d.closeViews()
 			return err
 		}
 		emits = append(emits, func(w *aggregate.Window) {
@@ -241,10 +269,8 @@ func (d *Daemon) buildAggregation() error {
 	if o := d.alerts.observer(); o != nil {
 		observer = o
 	}
-	aggOpts := aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
-		IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles}
 	if err := d.buildShipper(aggOpts); err != nil {
-		views.Close()
+		d.closeViews()
 		return err
 	}
 	st, err := stream.New(stream.Options{
@@ -252,16 +278,16 @@ func (d *Daemon) buildAggregation() error {
 		Log:       d.log,
 		Estimates: d.estimates,
 		Observer:  observer,
-		Dir:       filepath.Join(c.DataDir, "aggregate"),
+		Dir:       lay.Checkpoints(c.Aggregate.View),
 		Views:     views,
 		Aggregate: aggOpts,
 		Logger:    d.logger.With("component", "aggregate"),
 	})
 	if err != nil {
-		views.Close()
+		d.closeViews()
 		return err
 	}
-	d.views, d.stream = views, st
+	d.stream = st
 	return nil
 }
 
@@ -402,7 +428,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.estimates.Close(); err != nil {
 		fail("estimates log", err)
 	}
-	if err := d.views.Close(); err != nil {
+	if err := d.closeViews(); err != nil {
 		fail("views", err)
 	}
 	if d.dead != nil {

@@ -35,9 +35,7 @@ func (d *Daemon) routes(token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/wal", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, d.log.Stats())
 	})
-	mux.HandleFunc("GET /api/v1/series", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, d.views.Series())
-	})
+	mux.HandleFunc("GET /api/v1/series", d.handleSeries)
 	mux.HandleFunc("GET /api/v1/query", d.handleQuery)
 	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		type delivery struct {

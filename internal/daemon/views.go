@@ -2,15 +2,20 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/edged-io/edged/aggregate"
 	"github.com/edged-io/edged/aggregate/view"
+	"github.com/edged-io/edged/internal/config"
 )
 
 type queryRow struct {
@@ -19,8 +24,10 @@ type queryRow struct {
 	Fields map[string]float64 `json:"fields"`
 }
 
-// handleQuery serves /api/v1/query?series=S[&device=D]&window=1m[&from=T&to=T]
-// with T as RFC 3339 or unix seconds; default: the last hour.
+// handleQuery serves
+// /api/v1/query?series=S[&device=D][&window=1m][&from=T&to=T][&view=V]
+// with T as RFC 3339 or unix seconds; default: the last hour, the smallest
+// window, the active view version (see versions).
 func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	series := q.Get("series")
@@ -32,7 +39,7 @@ func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request) {
 	if device == "" {
 		device = d.cfg.Device
 	}
-	size := time.Duration(d.cfg.Aggregate.Windows[0])
+	var size time.Duration
 	if ws := q.Get("window"); ws != "" {
 		v, err := time.ParseDuration(ws)
 		if err != nil {
@@ -52,9 +59,21 @@ func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "to: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	rows, err := d.views.Query(device, series, size, from.UnixNano(), to.UnixNano())
+	var (
+		version string
+		rows    []view.Row
+	)
+	err = d.versions.read(q.Get("view"), func(v string, st viewReader, sizes []time.Duration) error {
+		version = v
+		if size == 0 && len(sizes) > 0 {
+			size = sizes[0]
+		}
+		var err error
+		rows, err = st.Query(device, series, size, from.UnixNano(), to.UnixNano())
+		return err
+	})
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, err.Error(), httpStatus(err))
 		return
 	}
 	out := make([]queryRow, 0, len(rows))
@@ -67,7 +86,165 @@ func (d *Daemon) handleQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, qr)
 	}
-	writeJSON(w, map[string]any{"device": device, "series": series, "window": size.String(), "rows": out})
+	writeJSON(w, map[string]any{"device": device, "series": series, "window": size.String(), "view": version, "rows": out})
+}
+
+// handleSeries serves /api/v1/series[?view=V]: the series of the active
+// view version (or of V).
+func (d *Daemon) handleSeries(w http.ResponseWriter, r *http.Request) {
+	var list []view.SeriesInfo
+	err := d.versions.read(r.URL.Query().Get("view"), func(_ string, st viewReader, _ []time.Duration) error {
+		list = st.Series()
+		return nil
+	})
+	if err != nil {
+		http.Error(w, err.Error(), httpStatus(err))
+		return
+	}
+	writeJSON(w, list)
+}
+
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, view.ErrNoVersion):
+		return http.StatusNotFound
+	case errors.Is(err, view.ErrVersionName):
+		return http.StatusBadRequest
+	case errors.Is(err, errVersionRead):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
+}
+
+// AggregateOptions are the aggregator's options for a configuration.
+// The daemon and edged replay use them alike, so that a version's
+// checkpoint is the same whichever wrote it.
+func AggregateOptions(c *config.Config) aggregate.Options {
+	sizes := make([]time.Duration, len(c.Aggregate.Windows))
+	for i, w := range c.Aggregate.Windows {
+		sizes[i] = time.Duration(w)
+	}
+	return aggregate.Options{Windows: sizes, Lateness: time.Duration(c.Aggregate.Lateness),
+		IdleAfter: time.Duration(c.Aggregate.IdleAfter), Quantiles: c.Aggregate.Quantiles}
+}
+
+// viewReader is what the API reads a version through: the daemon's own
+// store or a snapshot of another version.
+type viewReader interface {
+	Query(device, series string, size time.Duration, from, to int64) ([]view.Row, error)
+	Series() []view.SeriesInfo
+}
+
+// snapshotTTL is how long a snapshot of another version serves queries
+// before it is taken again (a replay may be writing that version), and
+// snapshotIdle how long an unused one is kept.
+const (
+	snapshotTTL  = 5 * time.Second
+	snapshotIdle = time.Minute
+)
+
+var errVersionRead = errors.New("cannot read the view version")
+
+// versions serves the API's reads of view versions. The daemon writes one
+// version (own); the active one (DATA/views/ACTIVE, set by edged views
+// activate; the daemon's own when there is none) is read by default, and
+// any version on request. Other versions are read through snapshots
+// (view.OpenSnapshot), which never disturb a replay writing them; a
+// snapshot is taken again after snapshotTTL.
+type versions struct {
+	root  string
+	own   string
+	store *view.Store
+	sizes []time.Duration
+
+	mu    sync.Mutex // held while a snapshot is read or replaced
+	snaps map[string]*cachedSnapshot
+}
+
+type cachedSnapshot struct {
+	snap        *view.Snapshot
+	sizes       []time.Duration
+	taken, used time.Time
+}
+
+func newVersions(root, own string, store *view.Store, sizes []time.Duration) *versions {
+	return &versions{root: root, own: own, store: store, sizes: slices.Sorted(slices.Values(sizes)),
+		snaps: map[string]*cachedSnapshot{}}
+}
+
+// read calls fn with the requested version ("" for the active one).
+func (vs *versions) read(version string, fn func(version string, st viewReader, sizes []time.Duration) error) error {
+	if version == "" {
+		a, err := view.Active(vs.root)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errVersionRead, err)
+		}
+		version = cmp.Or(a, vs.own)
+	}
+	if version == vs.own {
+		return fn(version, vs.store, vs.sizes)
+	}
+	if err := view.ValidVersion(version); err != nil {
+		return err
+	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	now := time.Now()
+	for v, c := range vs.snaps {
+		if v != version && now.Sub(c.used) > snapshotIdle {
+			c.snap.Close()
+			delete(vs.snaps, v)
+		}
+	}
+	c := vs.snaps[version]
+	if c == nil || now.Sub(c.taken) > snapshotTTL {
+		if !view.Exists(vs.root, version) {
+			return fmt.Errorf("%w: %s (see edged views list)", view.ErrNoVersion, version)
+		}
+		dir := view.VersionDir(vs.root, version)
+		snap, err := view.OpenSnapshot(vs.root, dir)
+		if err != nil {
+			return fmt.Errorf("%w %s: %v", errVersionRead, version, err)
+		}
+		sizes, _ := view.Sizes(dir)
+		if c != nil {
+			c.snap.Close()
+		}
+		c = &cachedSnapshot{snap: snap, sizes: sizes, taken: now}
+		vs.snaps[version] = c
+	}
+	c.used = now
+	return fn(version, c.snap, c.sizes)
+}
+
+// close closes the snapshots.
+func (vs *versions) close() error {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	var errs []error
+	for v, c := range vs.snaps {
+		errs = append(errs, c.snap.Close())
+		delete(vs.snaps, v)
+	}
+	return errors.Join(errs...)
+}
+
+// closeViews closes the daemon's views and releases its version's lock;
+// it is idempotent.
+func (d *Daemon) closeViews() error {
+	var errs []error
+	if d.versions != nil {
+		errs = append(errs, d.versions.close())
+	}
+	if d.views != nil {
+		errs = append(errs, d.views.Close())
+		d.views = nil
+	}
+	if d.viewLock != nil {
+		errs = append(errs, d.viewLock.Unlock())
+		d.viewLock = nil
+	}
+	return errors.Join(errs...)
 }
 
 func parseTime(s string, def time.Time) (time.Time, error) {
