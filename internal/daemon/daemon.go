@@ -418,6 +418,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srcWG.Wait()
 	stopAgg()
 	aggWG.Wait()
+	if d.shipper != nil {
+		// The shipper reads durable records: make the last ones durable
+		// (an interval's wait at most) so the final attempt includes them.
+		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.log.WaitDurable(wctx, d.log.Stats().LastLSN)
+		d.estimates.WaitDurable(wctx, d.estimates.Stats().LastLSN)
+		cancel()
+	}
 	stopShip() // a final attempt, within the shipper's deadline
 	shipWG.Wait()
 	stopWAL()
