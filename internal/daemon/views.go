@@ -263,7 +263,7 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 
 // windowTopic is <prefix>/<device>/agg/<window>/<series>.
 func windowTopic(prefix string, w aggregate.Window) string {
-	return prefix + "/" + w.Device + "/agg/" + w.Size.String() + "/" + w.Series
+	return prefix + "/" + w.Device + "/agg/" + aggregate.SizeName(w.Size) + "/" + w.Series
 }
 
 type windowMessage struct {
@@ -293,7 +293,7 @@ type windowMessage struct {
 // only the accounting to add to the window's earlier messages. seriesKey
 // renames the "series" key (aggregate.mqtt_output.series_key).
 func windowJSON(w aggregate.Window, seriesKey string) []byte {
-	m := windowMessage{Device: w.Device, Series: w.Series, Unit: w.Unit, Window: w.Size.String(),
+	m := windowMessage{Device: w.Device, Series: w.Series, Unit: w.Unit, Window: aggregate.SizeName(w.Size),
 		WindowStart: w.Start / 1e6, WindowEnd: w.End / 1e6, Count: w.Count, Late: w.Late, Duplicates: w.Duplicates,
 		Conflicts: w.Conflicts, Untrusted: w.Untrusted + w.Invalid, CloseLSN: w.CloseLSN, Amended: w.Amended}
 	if w.Count > 0 {
