@@ -121,6 +121,13 @@ func (ts *testShipper) start(t testing.TB) *testShipper {
 	ts.done = make(chan error, 1)
 	go func() { ts.done <- ts.Run(context.Background()) }()
 	t.Cleanup(func() { ts.stop(t) })
+	// A Close before Run has begun makes Run return ErrClosed at once:
+	// wait until it runs, as a daemon's start order guarantees.
+	waitFor(t, 10*time.Second, "Run to begin", func() bool {
+		ts.runMu.Lock()
+		defer ts.runMu.Unlock()
+		return ts.running
+	})
 	return ts
 }
 
