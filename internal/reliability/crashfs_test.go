@@ -5,6 +5,7 @@ package reliability
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -63,6 +64,21 @@ func TestCrashFS(t *testing.T) {
 	if err := os.Remove(p("d/orphan")); err != nil { // removal not synced
 		t.Fatal(err)
 	}
+	// mmap, which edged's view store (tstorage) uses for its partitions.
+	f, err := os.Open(p("d/durable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 15, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap: %v", err)
+	}
+	if string(m) != "synced;unsynced" {
+		t.Fatalf("mmap read %q", m)
+	}
+	syscall.Munmap(m)
+	f.Close()
+
 	if err := fs.PowerCut(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 
 package reliability
 
-// The FUSE protocol as CrashFS speaks it (include/uapi/linux/fuse.h,
+// The FUSE protocol as CrashFS's server speaks it (include/uapi/linux/fuse.h,
 // protocol 7.31): one request read from /dev/fuse at a time, one reply
 // written for it; FORGET, BATCH_FORGET and INTERRUPT get none.
 
@@ -59,7 +59,7 @@ const (
 
 var ne = binary.NativeEndian
 
-func (fs *CrashFS) serve(fd int, done chan struct{}) {
+func (fs *crashServer) serve(fd int, done chan struct{}) {
 	defer close(done)
 	buf := make([]byte, maxWrite+64<<10)
 	for {
@@ -112,7 +112,7 @@ func cstring(b []byte) (string, []byte) {
 }
 
 // handle serves one request; fs.mu is held.
-func (fs *CrashFS) handle(op uint32, ino uint64, b []byte) ([]byte, syscall.Errno) {
+func (fs *crashServer) handle(op uint32, ino uint64, b []byte) ([]byte, syscall.Errno) {
 	switch op {
 	case fuseInit:
 		kflags := ne.Uint32(b[12:])
@@ -343,8 +343,8 @@ func (fs *CrashFS) handle(op uint32, ino uint64, b []byte) ([]byte, syscall.Errn
 }
 
 // commitJournal makes every directory's entries durable (Journal mode).
-func (fs *CrashFS) commitJournal() {
-	if !fs.Journal {
+func (fs *crashServer) commitJournal() {
+	if !fs.journal {
 		return
 	}
 	for _, n := range fs.nodes {
@@ -369,7 +369,7 @@ func resize(b []byte, n int) []byte {
 	return nb
 }
 
-func (fs *CrashFS) create(parent *fsNode, name string, dir bool, mode uint32) ([]byte, syscall.Errno) {
+func (fs *crashServer) create(parent *fsNode, name string, dir bool, mode uint32) ([]byte, syscall.Errno) {
 	if !parent.dir {
 		return nil, syscall.ENOTDIR
 	}
@@ -397,7 +397,7 @@ func openOut(fh uint64) []byte {
 }
 
 // attr encodes fuse_attr (88 bytes).
-func (fs *CrashFS) attr(ino uint64) []byte {
+func (fs *crashServer) attr(ino uint64) []byte {
 	n := fs.nodes[ino]
 	out := make([]byte, 88)
 	mode := n.mode | syscall.S_IFREG
@@ -429,7 +429,7 @@ func (fs *CrashFS) attr(ino uint64) []byte {
 
 // Attributes and entries are cached by the kernel for a second: the
 // kernel is the only writer, so its cache cannot go stale within a mount.
-func (fs *CrashFS) entry(ino uint64) []byte {
+func (fs *crashServer) entry(ino uint64) []byte {
 	out := make([]byte, 40, 128)
 	ne.PutUint64(out[0:], ino)
 	ne.PutUint64(out[16:], 1)
@@ -437,7 +437,7 @@ func (fs *CrashFS) entry(ino uint64) []byte {
 	return append(out, fs.attr(ino)...)
 }
 
-func (fs *CrashFS) attrOut(ino uint64) []byte {
+func (fs *crashServer) attrOut(ino uint64) []byte {
 	out := make([]byte, 16, 104)
 	ne.PutUint64(out[0:], 1)
 	return append(out, fs.attr(ino)...)

@@ -41,6 +41,10 @@ func tier3[T any](quick, short, lng T) T {
 var edgedBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(CrashFSEnv); dir != "" {
+		// This process is a CrashFS server (MountCrashFS started it).
+		os.Exit(ServeCrashFS(dir, os.Stdin, os.Stdout))
+	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "edged-reliability")
 	if err != nil {
