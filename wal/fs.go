@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -53,7 +54,7 @@ func (OSFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 func (OSFS) Remove(name string) error                    { return os.Remove(name) }
 func (OSFS) Rename(oldname, newname string) error        { return os.Rename(oldname, newname) }
 func (OSFS) Link(oldname, newname string) error          { return os.Link(oldname, newname) }
-func (OSFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(dir, perm) }
+func (OSFS) MkdirAll(dir string, perm fs.FileMode) error { return mkdirAllSync(dir, perm) }
 
 func (OSFS) ReadDir(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
@@ -93,4 +94,34 @@ func (f osFile) Sync() error {
 			return nil
 		}
 	}
+}
+
+// MkdirAll creates dir and any missing parents (mode 0750) durably: the
+// parent of every directory it creates is fsynced, so that a power cut
+// cannot lose a directory and with it everything later written and
+// fsynced inside it. Every package that keeps state on disk creates its
+// directories with it.
+func MkdirAll(dir string) error { return mkdirAllSync(dir, 0o750) }
+
+func mkdirAllSync(dir string, perm fs.FileMode) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil {
+		if fi.IsDir() {
+			return nil
+		}
+		return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllSync(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // created beside us
+		}
+		return err
+	}
+	return OSFS{}.SyncDir(parent)
 }

@@ -121,7 +121,7 @@ func ReadManifest(root, version string) (*Manifest, error) {
 // WriteManifest writes a version's manifest atomically.
 func WriteManifest(root string, m *Manifest) error {
 	dir := view.VersionDir(root, m.Version)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := wal.MkdirAll(dir); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	m.Updated = time.Now().UTC()

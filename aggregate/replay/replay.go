@@ -177,7 +177,7 @@ func (r *Replay) Run(ctx context.Context) error {
 	started := time.Now()
 	lay := Layout{o.DataDir}
 	root := lay.Views()
-	if err := os.MkdirAll(root, 0o750); err != nil {
+	if err := wal.MkdirAll(root); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	cfg, fp, err := Describe(o.Aggregate)

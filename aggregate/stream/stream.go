@@ -177,7 +177,7 @@ func New(o Options) (*Stream, error) {
 		}
 		s.estThrough = t
 	}
-	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+	if err := wal.MkdirAll(o.Dir); err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
 	lsn, state, obs, err := readCheckpoint(filepath.Join(o.Dir, checkpointName))

@@ -109,7 +109,7 @@ func Migrate(root string) (bool, error) {
 		return false, nil
 	}
 	dst := VersionDir(root, LegacyVersion)
-	if err := os.MkdirAll(dst, 0o750); err != nil {
+	if err := wal.MkdirAll(dst); err != nil {
 		return false, fmt.Errorf("view: migrate: %w", err)
 	}
 	for _, n := range legacy {
@@ -233,7 +233,7 @@ func Live(root string) (string, error) { return readName(root, liveFile) }
 
 // SetLive records the version the daemon writes.
 func SetLive(root, version string) error {
-	if err := os.MkdirAll(root, 0o750); err != nil {
+	if err := wal.MkdirAll(root); err != nil {
 		return fmt.Errorf("view: %w", err)
 	}
 	return writeName(root, liveFile, version)
@@ -261,7 +261,7 @@ func LockVersion(root, version, who string) (*Lock, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, locksDir)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := wal.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("view: lock: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, version), os.O_RDWR|os.O_CREATE, 0o640)
@@ -353,7 +353,7 @@ func OpenSnapshot(root, dir string) (*Snapshot, error) {
 		return nil, err
 	}
 	base := filepath.Join(root, snapshotDir)
-	if err := os.MkdirAll(base, 0o750); err != nil {
+	if err := wal.MkdirAll(base); err != nil {
 		return nil, fmt.Errorf("view: snapshot: %w", err)
 	}
 	removeStale(base, time.Hour)
@@ -409,7 +409,7 @@ func (s *Snapshot) Close() error {
 // once their meta.json exists) by hard link, the write-ahead log by copy.
 // It returns the bytes of log copied.
 func snapshotDB(src, dst string) (int64, error) {
-	if err := os.MkdirAll(dst, 0o750); err != nil {
+	if err := wal.MkdirAll(dst); err != nil {
 		return 0, err
 	}
 	names, err := readDirNames(src)
@@ -430,7 +430,7 @@ func snapshotDB(src, dst string) (int64, error) {
 			// time range), so that no flush in the copy can open a
 			// linked file for writing.
 			p := filepath.Join(dst, fmt.Sprintf("p-snapshot-%06d", i))
-			if err := os.MkdirAll(p, 0o750); err != nil {
+			if err := wal.MkdirAll(p); err != nil {
 				return 0, err
 			}
 			if err := linkOrCopy(filepath.Join(src, n, "data"), filepath.Join(p, "data")); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -444,7 +444,7 @@ func snapshotDB(src, dst string) (int64, error) {
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return 0, err
 			}
-			if err := os.MkdirAll(filepath.Join(dst, n), 0o750); err != nil {
+			if err := wal.MkdirAll(filepath.Join(dst, n)); err != nil {
 				return 0, err
 			}
 			for _, seg := range segs {

@@ -42,6 +42,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edged-io/edged/sensors/payload"
+	"github.com/edged-io/edged/wal"
 )
 
 // ReasonOther counts rejects whose error is not a *payload.Error (a
@@ -200,7 +201,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if dir == "" {
 		return s, nil
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := wal.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("deadletter: %w", err)
 	}
 	for _, name := range []string{RotatedName, FileName} {

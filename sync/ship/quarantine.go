@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edged-io/edged/wal"
 )
 
 // quarantine keeps the lines the server refused, a file per batch, within
@@ -31,7 +33,7 @@ func (q *quarantine) put(now time.Time, rejects []reject) (string, error) {
 	if q.dir == "" || len(rejects) == 0 {
 		return "", nil
 	}
-	if err := os.MkdirAll(q.dir, 0o750); err != nil {
+	if err := wal.MkdirAll(q.dir); err != nil {
 		return "", fmt.Errorf("ship: quarantine: %w", err)
 	}
 	var b strings.Builder
