@@ -341,10 +341,11 @@ type Snapshot struct {
 // OpenSnapshot opens a private copy of the store in dir, a version's
 // directory, which another process may be writing: its tstorage partitions
 // are hard-linked (they are never rewritten in place; copied where links
-// are not possible) and its tstorage write-ahead log and series index
-// copied into root/.snapshots, then opened there. It holds what the
-// writer had written when it was taken (the writer puts every window
-// through to the OS at once; its series index at its last checkpoint).
+// are not possible) and its tstorage write-ahead logs, side store and
+// series index copied into root/.snapshots, then opened there. It holds
+// what the writer had written when it was taken: the windows it puts into
+// its lanes at once (through to the OS), its side store (amended windows)
+// and series index as of its last Sync (checkpoint).
 // Close removes the copy. Snapshots older than an hour left by crashed
 // processes are removed.
 func OpenSnapshot(root, dir string) (*Snapshot, error) {
@@ -368,30 +369,25 @@ func OpenSnapshot(root, dir string) (*Snapshot, error) {
 	if err := copyFile(filepath.Join(dir, seriesFile), filepath.Join(cp, seriesFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail(err)
 	}
-	pending := false
+	if err := copyFile(filepath.Join(dir, sideFile), filepath.Join(cp, sideFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fail(err)
+	}
 	for _, size := range sizes {
-		n, err := snapshotDB(filepath.Join(dir, size.String()), filepath.Join(cp, size.String()))
+		dirs, _, err := laneDirs(dir, size)
 		if err != nil {
 			return fail(err)
 		}
-		pending = pending || n > 0
+		for _, ldir := range dirs {
+			if _, err := snapshotDB(ldir, filepath.Join(cp, filepath.Base(ldir))); err != nil {
+				return fail(err)
+			}
+		}
 	}
-	// Never expire anything from a copy.
+	// Never expire anything from a copy. Open flushes the copied logs.
 	const forever = 100 * 365 * 24 * time.Hour
 	st, err := Open(cp, sizes, forever)
 	if err != nil {
 		return fail(err)
-	}
-	if pending {
-		// Points recovered from the write-ahead log sit in memory, where
-		// tstorage does not return those written out of time order (the
-		// rewrites of amended windows): flush them to disk and reopen.
-		if err := st.Close(); err != nil {
-			return fail(err)
-		}
-		if st, err = Open(cp, sizes, forever); err != nil {
-			return fail(err)
-		}
 	}
 	return &Snapshot{Store: st, copy: cp}, nil
 }

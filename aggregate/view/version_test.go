@@ -165,6 +165,9 @@ func TestSnapshotOfAStoreBeingWritten(t *testing.T) {
 	if err := w.Put([]Row{amended}); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Sync(); err != nil { // a checkpoint: snapshots see amendments from then on
+		t.Fatal(err)
+	}
 	before := listFiles(t, dir)
 
 	snap, err := OpenSnapshot(root, dir)

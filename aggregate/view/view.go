@@ -4,19 +4,16 @@
 //
 // # Layout and idempotence
 //
-// Each window size has its own tstorage database under DIR/<size> (windows
-// of one size close in time order, which tstorage needs: it drops points
-// older than its two writable partitions). A series is one tstorage metric
-// per size, labelled with device and series; a window is one point per field
-// (count, sum, min, …) at its start time plus the field's index in ns —
-// windows are aligned to their size, so start and field are recovered
-// exactly. One metric per series and size, not per field, matters: tstorage
-// allocates 1,000 point slots (8 KiB) per metric and in-memory partition.
-//
-// tstorage does not return points written out of time order until their
-// partition is flushed to disk, and a window rewritten by an amendment is
-// such a point; the store also keeps those rewrites in memory (a map keyed
-// by window, so it holds only amended windows) and merges them into queries.
+// Each window size has its own tstorage databases, lanes, under
+// DIR/<size> and DIR/<size>.<n>, kept so that tstorage never drops a
+// window however series' event times differ (lanes.go), and a side store
+// for rewritten and otherwise unplaceable windows (side.go). A series is
+// one tstorage metric per size, labelled with device and series; a window
+// is one point per field (count, sum, min, …) at its start time plus the
+// field's index in ns — windows are aligned to their size, so start and
+// field are recovered exactly. One metric per series and size, not per
+// field, matters: tstorage allocates 1,000 point slots (8 KiB) per metric
+// and in-memory partition.
 //
 // A window may be written more than once: its writer (aggregate/stream)
 // rewrites the whole row when amendments add to its accounting, with a
@@ -84,14 +81,15 @@ type Store struct {
 	dir string
 
 	mu     sync.Mutex
-	dbs    map[time.Duration]tstorage.Storage
+	dbs    map[time.Duration]*sizeDB
 	series map[string]*SeriesInfo // device + "\x00" + series
 	dirty  bool
-	// tstorage does not return points written out of time order until
-	// their partition is flushed to disk, so rewrites of older windows
-	// (amendments) are also kept here and merged into queries.
-	latest  map[seriesSize]int64 // latest window start written
-	rewrite map[windowKey]Row
+	// latest is the latest window start sent to a lane, per series and
+	// size, since Open: a row at or before it is a rewrite (side.go).
+	latest    map[seriesSize]int64
+	side      map[windowKey]sideRow
+	sideDirty bool
+	damaged   []string
 }
 
 type seriesSize struct {
@@ -105,73 +103,193 @@ type windowKey struct {
 }
 
 // Open opens (or creates) the store in dir for the given window sizes.
-// Retention keeps each size's windows for at least keep.
+// Retention keeps each size's windows for at least keep. Damaged parts are
+// set aside rather than refused: see Damaged.
 func Open(dir string, sizes []time.Duration, keep time.Duration) (*Store, error) {
-	s := &Store{dir: dir, dbs: map[time.Duration]tstorage.Storage{}, series: map[string]*SeriesInfo{},
-		latest: map[seriesSize]int64{}, rewrite: map[windowKey]Row{}}
+	if err := wal.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("view: %w", err)
+	}
+	s := &Store{dir: dir, dbs: map[time.Duration]*sizeDB{}, series: map[string]*SeriesInfo{},
+		latest: map[seriesSize]int64{}, side: map[windowKey]sideRow{}}
 	for _, size := range sizes {
-		part := max(time.Hour, 24*size)
-		db, err := tstorage.NewStorage(
-			tstorage.WithDataPath(filepath.Join(dir, size.String())),
-			tstorage.WithPartitionDuration(part),
-			tstorage.WithRetention(max(keep, 2*part)),
-			tstorage.WithTimestampPrecision(tstorage.Nanoseconds),
-			tstorage.WithWALBufferedSize(0), // every write reaches the OS: a kill -9 loses nothing
-		)
+		d := newSizeDB(size, keep)
+		s.dbs[size] = d
+		dirs, nums, err := laneDirs(dir, size)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("view: open %s windows: %w", size, err)
+			return nil, fmt.Errorf("view: %w", err)
 		}
-		s.dbs[size] = db
+		for i, ldir := range dirs {
+			l, err := s.openLane(d, ldir, nums[i])
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			d.lanes = append(d.lanes, l)
+		}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "series.json")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, seriesFile)); err == nil {
 		var list []SeriesInfo
 		if err := json.Unmarshal(b, &list); err != nil {
-			return nil, fmt.Errorf("view: %s: %w", filepath.Join(dir, "series.json"), err)
+			// Only the listing: Put notes every series again.
+			s.damaged = append(s.damaged, fmt.Sprintf("%s: %v", filepath.Join(dir, seriesFile), err))
 		}
 		for i := range list {
 			s.series[list[i].Device+"\x00"+list[i].Series] = &list[i]
 		}
 	}
+	if err := s.loadSide(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, d := range s.dbs {
+		if err := s.fold(d); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
+// Damaged describes what Open found damaged and set aside (under
+// DIR/quarantine): the windows it held are missing until they are
+// recomputed from the readings log. Empty if nothing was.
+func (s *Store) Damaged() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.damaged)
+}
+
+// StoreStats describe the store's layout.
+type StoreStats struct {
+	// Lanes is the number of tstorage databases over all sizes.
+	Lanes int
+	// SideRows is the number of rows in the side store.
+	SideRows int
+}
+
+// Stats returns the store's layout figures.
+func (s *Store) Stats() StoreStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := StoreStats{SideRows: len(s.side)}
+	for _, d := range s.dbs {
+		st.Lanes += len(d.lanes)
+	}
+	return st
+}
+
 // Put stores windows. Rows of a size the store was not opened with are an
-// error.
+// error. One writer at a time.
 func (s *Store) Put(rows []Row) error {
 	for _, r := range rows {
 		if _, ok := s.dbs[r.Size]; !ok || r.Start%int64(r.Size) != 0 {
 			return fmt.Errorf("view: no store for %v windows (configured: %v)", r.Size, s.sizes())
 		}
 	}
-	bySize := map[time.Duration][]tstorage.Row{}
-	// A window's fields are points at start+i ns; its size must leave room.
 	s.mu.Lock()
-	for _, r := range rows {
-		labels := []tstorage.Label{{Name: "device", Value: r.Device}, {Name: "series", Value: r.Series}}
+	defer s.mu.Unlock()
+	batches := map[*lane][]tstorage.Row{}
+	for i := range rows {
+		r := &rows[i]
+		s.note(*r)
+		t, ok := firstPoint(r)
+		if !ok {
+			continue
+		}
 		ss := seriesSize{r.Device, r.Series, r.Size}
-		if latest, ok := s.latest[ss]; ok && r.Start <= latest {
-			k := windowKey{ss, r.Start}
-			s.rewrite[k] = mergeRow(s.rewrite[k], r)
-		} else {
-			s.latest[ss] = r.Start
+		if latest, seen := s.latest[ss]; (seen && r.Start <= latest) || t <= 0 {
+			s.putSide(*r)
+			continue
 		}
-		for i, v := range r.Values {
-			if math.IsNaN(v) {
-				continue
-			}
-			bySize[r.Size] = append(bySize[r.Size], tstorage.Row{Metric: metric, Labels: labels,
-				DataPoint: tstorage.DataPoint{Timestamp: r.Start + int64(i), Value: v}})
+		s.latest[ss] = r.Start
+		d := s.dbs[r.Size]
+		l, err := s.pick(d, t)
+		if err != nil {
+			return err
 		}
-		s.note(r)
+		if l == nil {
+			s.putSide(*r)
+			continue
+		}
+		l.empty, l.front = false, max(l.front, t)
+		batches[l] = appendPoints(batches[l], r)
 	}
-	s.mu.Unlock()
-	for size, trs := range bySize {
-		if err := s.dbs[size].InsertRows(trs); err != nil {
-			return fmt.Errorf("view: store %v windows: %w", size, err)
+	for l, pts := range batches {
+		if err := l.insert(pts); err != nil {
+			return fmt.Errorf("view: store windows in %s: %w", l.dir, err)
+		}
+	}
+	for _, d := range s.dbs {
+		if len(s.side) > foldRows && s.sideCount(d.size) > foldRows {
+			if err := s.fold(d); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// sentinelMetric names the point that opens each head partition (see
+// lane.insert); queries never ask for it.
+const sentinelMetric = "lane"
+
+// insert writes points to the lane. tstorage's head partition takes points
+// no older than the first it received; when this insert starts a head (the
+// lane's first insert since Open, or the head has spanned its partition
+// duration, which is when tstorage starts another), a sentinel point slack
+// below the batch's oldest comes first, so the head takes every row the
+// lane takes (see lanes.go).
+func (l *lane) insert(pts []tstorage.Row) error {
+	d := l.d
+	if len(pts) == 0 {
+		return nil
+	}
+	lo, hi := pts[0].Timestamp, pts[0].Timestamp
+	for _, p := range pts {
+		lo, hi = min(lo, p.Timestamp), max(hi, p.Timestamp)
+	}
+	if l.headFresh || l.headMax-l.headMin+1 >= int64(d.part) {
+		sentinel := max(lo-d.slack, 1)
+		pts = append([]tstorage.Row{{Metric: sentinelMetric, DataPoint: tstorage.DataPoint{Timestamp: sentinel}}}, pts...)
+		l.headFresh, l.headMin, l.headMax = false, sentinel, hi
+	} else {
+		l.headMax = max(l.headMax, hi)
+	}
+	return l.db.InsertRows(pts)
+}
+
+// firstPoint is the time of a row's first stored point: its start plus
+// the index of its first field that is set.
+func firstPoint(r *Row) (int64, bool) {
+	for i, v := range r.Values {
+		if !math.IsNaN(v) {
+			return r.Start + int64(i), true
+		}
+	}
+	return 0, false
+}
+
+// appendPoints appends a row's points: field i at start+i ns.
+func appendPoints(dst []tstorage.Row, r *Row) []tstorage.Row {
+	labels := []tstorage.Label{{Name: "device", Value: r.Device}, {Name: "series", Value: r.Series}}
+	for i, v := range r.Values {
+		if !math.IsNaN(v) {
+			dst = append(dst, tstorage.Row{Metric: metric, Labels: labels,
+				DataPoint: tstorage.DataPoint{Timestamp: r.Start + int64(i), Value: v}})
+		}
+	}
+	return dst
+}
+
+func (s *Store) sideCount(size time.Duration) int {
+	n := 0
+	for k := range s.side {
+		if k.size == size {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Store) note(r Row) {
@@ -208,7 +326,7 @@ func (s *Store) Series() []SeriesInfo {
 // Query returns the windows of one series and size that start in
 // [from, to), in time order, each merged as the package doc describes.
 func (s *Store) Query(device, series string, size time.Duration, from, to int64) ([]Row, error) {
-	db, ok := s.dbs[size]
+	d, ok := s.dbs[size]
 	if !ok {
 		return nil, fmt.Errorf("view: no %v windows (configured: %v)", size, s.sizes())
 	}
@@ -219,41 +337,58 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	if info := s.series[device+"\x00"+series]; info != nil {
 		unit = info.Unit
 	}
+	lanes := slices.Clone(d.lanes)
 	s.mu.Unlock()
 	end := to + int64(len(Fields))
 	if end < to {
 		end = math.MaxInt64 // to was near the end of time
 	}
-	pts, err := db.Select(metric, labels, from, end)
-	if err != nil && !errors.Is(err, tstorage.ErrNoDataPoints) {
-		return nil, fmt.Errorf("view: query: %w", err)
+	// A lane's older partitions reach at most 2×slack past its newer ones
+	// (lanes.go): ask for that much more, so that tstorage's early stop
+	// cannot skip one.
+	qfrom := from - 2*d.slack - int64(len(Fields))
+	if qfrom > from {
+		qfrom = math.MinInt64
 	}
-	for _, p := range pts {
-		i := int(p.Timestamp % int64(size))
-		start := p.Timestamp - int64(i)
-		if i < 0 || i >= len(Fields) || start < from || start >= to {
-			continue
+	for _, l := range lanes {
+		pts, err := l.db.Select(metric, labels, qfrom, end)
+		if err != nil && !errors.Is(err, tstorage.ErrNoDataPoints) {
+			return nil, fmt.Errorf("view: query: %w", err)
 		}
-		r := rows[start]
-		if r == nil {
-			r = &Row{Device: device, Series: series, Unit: unit, Size: size, Start: start,
-				End: start + int64(size), Values: nanRow()}
-			rows[start] = r
-		}
-		if math.IsNaN(r.Values[i]) || p.Value > r.Values[i] {
-			r.Values[i] = p.Value
+		for _, p := range pts {
+			i := int(p.Timestamp % int64(size))
+			start := p.Timestamp - int64(i)
+			if i < 0 || i >= len(Fields) || start < from || start >= to {
+				continue
+			}
+			r := rows[start]
+			if r == nil {
+				r = &Row{Device: device, Series: series, Unit: unit, Size: size, Start: start,
+					End: start + int64(size), Values: nanRow()}
+				rows[start] = r
+			}
+			if math.IsNaN(r.Values[i]) || p.Value > r.Values[i] {
+				r.Values[i] = p.Value
+			}
 		}
 	}
 	s.mu.Lock()
-	for k, rw := range s.rewrite {
-		if k.device != device || k.series != series || k.size != size || k.start < from || k.start >= to {
-			continue
+	span := uint64(to-from) / uint64(size) // windows asked for (to-from wraps only past MaxInt64: a huge span)
+	if to-from < 0 || uint64(len(s.side)) <= span {
+		for k, sr := range s.side {
+			if k.device == device && k.series == series && k.size == size && k.start >= from && k.start < to {
+				s.mergeInto(rows, sr.Row)
+			}
 		}
-		if r := rows[k.start]; r != nil {
-			*r = mergeRow(*r, rw)
-		} else {
-			rw := mergeRow(Row{}, rw)
-			rows[k.start] = &rw
+	} else {
+		first := from - from%int64(size)
+		if first < from {
+			first += int64(size)
+		}
+		for start := first; start < to && start >= first; start += int64(size) {
+			if sr, ok := s.side[windowKey{seriesSize{device, series, size}, start}]; ok {
+				s.mergeInto(rows, sr.Row)
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -263,6 +398,15 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
 	return out, nil
+}
+
+func (s *Store) mergeInto(rows map[int64]*Row, sr Row) {
+	if r := rows[sr.Start]; r != nil {
+		*r = mergeRow(*r, sr)
+	} else {
+		sr := mergeRow(Row{}, sr)
+		rows[sr.Start] = &sr
+	}
 }
 
 // mergeRow merges b into a field by field (largest value wins; NaN is
@@ -298,34 +442,58 @@ func (s *Store) sizes() []time.Duration {
 	return out
 }
 
-// Sync persists the series index (atomically and durably) if it changed.
+// Sync makes everything Put so far durable: every lane's files and
+// directories, the side store and the series index. The stream calls it
+// before each checkpoint, which then covers only durable windows.
 func (s *Store) Sync() error {
 	s.mu.Lock()
-	if !s.dirty {
-		s.mu.Unlock()
+	s.pruneSide(time.Now().UnixNano())
+	err := s.writeSide()
+	var lanes []*lane
+	for _, d := range s.dbs {
+		lanes = append(lanes, d.lanes...)
+	}
+	var list []SeriesInfo
+	dirty := s.dirty
+	if dirty {
+		for _, info := range s.series {
+			list = append(list, *info)
+		}
+		s.dirty = false
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, l := range lanes {
+		if err := l.sync(); err != nil {
+			return err
+		}
+	}
+	if !dirty {
 		return nil
 	}
-	list := make([]SeriesInfo, 0, len(s.series))
-	for _, info := range s.series {
-		list = append(list, *info)
-	}
-	s.dirty = false
-	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Device+"\x00"+list[i].Series < list[j].Device+"\x00"+list[j].Series })
 	b, err := json.Marshal(list)
 	if err != nil {
 		return err
 	}
-	if err := wal.WriteFileAtomic(wal.OSFS{}, filepath.Join(s.dir, "series.json"), b); err != nil {
+	if err := wal.WriteFileAtomic(wal.OSFS{}, filepath.Join(s.dir, seriesFile), b); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
 		return fmt.Errorf("view: %w", err)
 	}
 	return nil
 }
 
-// Close flushes and closes every database.
+// Close makes the store durable and closes every database.
 func (s *Store) Close() error {
 	errs := []error{s.Sync()}
-	for _, db := range s.dbs {
-		errs = append(errs, db.Close())
+	for _, d := range s.dbs {
+		for _, l := range d.lanes {
+			errs = append(errs, l.db.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
