@@ -473,7 +473,9 @@ func (s *Store) Sync() error {
 	if !dirty {
 		return nil
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Device+"\x00"+list[i].Series < list[j].Device+"\x00"+list[j].Series })
+	sort.Slice(list, func(i, j int) bool {
+		return list[i].Device+"\x00"+list[i].Series < list[j].Device+"\x00"+list[j].Series
+	})
 	b, err := json.Marshal(list)
 	if err != nil {
 		return err
