@@ -30,6 +30,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,7 @@ type Options struct {
 	// Dir holds the checkpoint file. Required.
 	Dir string
 	// Views receives closed windows. Required.
-	Views *view.Store
+	Views Views
 	// Cursor names the stream's WAL cursor. Default "aggregator".
 	Cursor string
 	// CheckpointEvery is the checkpoint interval. Default 10s.
@@ -75,6 +76,18 @@ type Options struct {
 	// and bounds it). A Wait that returns wal.ErrClosed ends Run after a
 	// final checkpoint.
 	NewReader func(from uint64) Reader
+}
+
+// Views is where the stream keeps the rows of closed windows: a
+// *view.Store.
+type Views interface {
+	Put(rows []view.Row) error
+	Query(device, series string, size time.Duration, from, to int64) ([]view.Row, error)
+	// Sync makes every row put so far durable.
+	Sync() error
+	// Damaged describes parts set aside at open: the views miss windows
+	// the checkpoint covers, so the stream recomputes from the start.
+	Damaged() []string
 }
 
 // Engine computes windows from log records: an *aggregate.Aggregator, or
@@ -120,9 +133,17 @@ type Stream struct {
 	// Rows changed since the last flush, in first-change order.
 	pending map[rowKey]*view.Row
 	order   []rowKey
+	// estimated: pending rows already in the estimates log, unchanged
+	// since (kept while the views refuse writes).
+	estimated map[rowKey]bool
 
 	applied, windows, amendments, badRecords, gaps atomic.Uint64
 	checkpointLSN                                  atomic.Uint64
+	// viewErrors counts failed view writes and syncs, viewDropped the
+	// rows given up on; viewFailing holds checkpoints back.
+	viewErrors, viewDropped atomic.Uint64
+	viewFailing             bool
+	viewErrLogged           time.Time
 
 	// rebuildTo > 0: the observer's checkpointed state was unusable, so
 	// Run first replays the log through rebuildTo into the observer alone.
@@ -169,7 +190,7 @@ func New(o Options) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Stream{o: o, agg: agg, pending: map[rowKey]*view.Row{}}
+	s := &Stream{o: o, agg: agg, pending: map[rowKey]*view.Row{}, estimated: map[rowKey]bool{}}
 	if o.Estimates != nil {
 		t, err := lastThroughMark(o.Estimates)
 		if err != nil {
@@ -181,8 +202,15 @@ func New(o Options) (*Stream, error) {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
 	lsn, state, obs, err := readCheckpoint(filepath.Join(o.Dir, checkpointName))
+	damaged := o.Views.Damaged()
 	switch {
 	case errors.Is(err, os.ErrNotExist):
+	case err == nil && len(damaged) > 0:
+		// Part of the views was set aside: the checkpoint covers windows
+		// they no longer hold. Recompute them (and the observer, which
+		// must see the log once) from the start of the log; windows the
+		// views still hold are skipped (record).
+		o.Logger.Error("views damaged; recomputing them from the start of the log", "damage", strings.Join(damaged, "; "), "checkpoint_lsn", lsn)
 	case err != nil:
 		bad := filepath.Join(o.Dir, fmt.Sprintf("%s.damaged.%d", checkpointName, time.Now().UnixNano()))
 		os.Rename(filepath.Join(o.Dir, checkpointName), bad)
@@ -211,11 +239,15 @@ func New(o Options) (*Stream, error) {
 type Stats struct {
 	Applied, Windows, Amendments, BadRecords, Gaps uint64
 	CheckpointLSN                                  uint64
+	// ViewErrors counts failed view writes and syncs; ViewDropped the
+	// windows the views gave up on after failing too long.
+	ViewErrors, ViewDropped uint64
 }
 
 // Stats returns the counters.
 func (s *Stream) Stats() Stats {
-	return Stats{s.applied.Load(), s.windows.Load(), s.amendments.Load(), s.badRecords.Load(), s.gaps.Load(), s.checkpointLSN.Load()}
+	return Stats{s.applied.Load(), s.windows.Load(), s.amendments.Load(), s.badRecords.Load(), s.gaps.Load(),
+		s.checkpointLSN.Load(), s.viewErrors.Load(), s.viewDropped.Load()}
 }
 
 // Run replays the log from the checkpoint and follows it until ctx ends,
@@ -363,6 +395,7 @@ func (s *Stream) record(w aggregate.Window) error {
 		}
 		return nil
 	}
+	delete(s.estimated, key)
 	v := row.Values
 	set := func(field string, x float64) { v[view.FieldIndex(field)] = x }
 	add := func(field string, n uint64) {
@@ -427,21 +460,61 @@ func (s *Stream) flush(through uint64) error {
 	for _, k := range s.order {
 		rows = append(rows, *s.pending[k])
 	}
+	est := rows
+	if len(s.estimated) > 0 {
+		// The views failed before: rows unchanged since are in the
+		// estimates log already.
+		est = make([]view.Row, 0, len(s.order))
+		for i, k := range s.order {
+			if !s.estimated[k] {
+				est = append(est, rows[i])
+			}
+		}
+	}
 	if mark {
-		if err := s.writeEstimates(rows, through); err != nil {
+		if err := s.writeEstimates(est, through); err != nil {
 			return err
+		}
+		for _, k := range s.order {
+			s.estimated[k] = true
 		}
 	}
 	if len(rows) == 0 {
 		return nil
 	}
 	if err := s.o.Views.Put(rows); err != nil {
-		return fmt.Errorf("stream: %w", err)
+		// The rows are in the estimates log; the views are derived. Keep
+		// them for the next flush and hold checkpoints back (a restart
+		// then recomputes them), rather than stop the daemon — up to a
+		// bound, then drop them from the views.
+		s.viewErrors.Add(1)
+		s.viewFailing = true
+		if time.Since(s.viewErrLogged) >= time.Minute {
+			s.viewErrLogged = time.Now()
+			s.o.Logger.Error("view: cannot store windows; retrying, checkpoints held back", "windows", len(rows), "err", err)
+		}
+		if len(s.order) > maxPendingRows {
+			s.viewDropped.Add(uint64(len(s.order)))
+			s.o.Logger.Error("view: dropping windows the views could not store (they are in the estimates log)", "windows", len(s.order))
+			clear(s.pending)
+			clear(s.estimated)
+			s.order = s.order[:0]
+			s.viewFailing = false
+		}
+		return nil
+	}
+	if s.viewFailing {
+		s.o.Logger.Info("view: storing windows again")
+		s.viewFailing = false
 	}
 	clear(s.pending)
+	clear(s.estimated)
 	s.order = s.order[:0]
 	return nil
 }
+
+// maxPendingRows bounds the rows kept while the views refuse writes.
+const maxPendingRows = 1 << 16
 
 // writeEstimates appends rows and a through mark to the estimates log. It
 // does not wait for them to be durable (checkpoint does): the aggregator
@@ -547,8 +620,16 @@ func (s *Stream) checkpoint(lsn uint64) error {
 			return fmt.Errorf("stream: estimates log not durable: %w", err)
 		}
 	}
+	if s.viewFailing {
+		return nil // not past rows the views have not stored
+	}
 	if err := s.o.Views.Sync(); err != nil {
-		return fmt.Errorf("stream: %w", err)
+		s.viewErrors.Add(1)
+		if time.Since(s.viewErrLogged) >= time.Minute {
+			s.viewErrLogged = time.Now()
+			s.o.Logger.Error("view: cannot make the views durable; checkpoints held back", "err", err)
+		}
+		return nil
 	}
 	state, err := s.agg.MarshalBinary()
 	if err != nil {

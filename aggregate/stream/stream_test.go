@@ -2,12 +2,14 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +260,123 @@ func keys(m map[string][]view.Row) []string {
 	}
 	slices.Sort(k)
 	return k
+}
+
+// TestDamagedViewsRecomputed: a view partition that no longer opens is
+// set aside by the view store, and the stream recomputes what it held from
+// the log: the views equal those of an undamaged run.
+func TestDamagedViewsRecomputed(t *testing.T) {
+	recs := records()[:800]
+	dir := t.TempDir()
+	appendAll(t, filepath.Join(dir, "wal"), recs)
+	runStream(t, dir)
+	want := snapshot(t, dir)
+	metas, _ := filepath.Glob(filepath.Join(dir, "views", "10s", "p-*", "meta.json"))
+	if len(metas) == 0 {
+		t.Fatal("no partition to damage")
+	}
+	for _, m := range metas {
+		os.WriteFile(m, []byte("{torn"), 0o640)
+	}
+	runStream(t, dir)
+	got := snapshot(t, dir)
+	if !reflect.DeepEqual(keys(got), keys(want)) {
+		t.Fatalf("series differ after recomputing: %v, want %v", keys(got), keys(want))
+	}
+	for k := range want {
+		if !equalRows(got[k], want[k]) {
+			t.Fatalf("%s differs after recomputing the damaged views", k)
+		}
+	}
+	if q, _ := os.ReadDir(filepath.Join(dir, "views", "quarantine")); len(q) != 1 {
+		t.Fatalf("quarantine holds %d entries, want the damaged lane", len(q))
+	}
+}
+
+// failingViews refuses writes while fail is set.
+type failingViews struct {
+	*view.Store
+	fail atomic.Bool
+}
+
+func (f *failingViews) Put(rows []view.Row) error {
+	if f.fail.Load() {
+		return errors.New("injected: no space left on device")
+	}
+	return f.Store.Put(rows)
+}
+
+// TestViewWriteFailureIsNotFatal: while the views refuse writes the stream
+// keeps running, holds checkpoints back and keeps the rows; once they
+// accept writes again every window is there, as in a run without failure.
+func TestViewWriteFailureIsNotFatal(t *testing.T) {
+	recs := records()[:1200]
+	ref := t.TempDir()
+	appendAll(t, filepath.Join(ref, "wal"), recs)
+	runStream(t, ref)
+	want := snapshot(t, ref)
+
+	dir := t.TempDir()
+	appendAll(t, filepath.Join(dir, "wal"), recs[:400])
+	l := openLog(t, filepath.Join(dir, "wal"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.Run(ctx)
+	store, err := view.Open(filepath.Join(dir, "views"), sizes, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := &failingViews{Store: store}
+	st, err := New(Options{Log: l, Dir: filepath.Join(dir, "aggregate"), Views: views, CheckpointEvery: time.Millisecond,
+		Aggregate: aggregate.Options{Windows: sizes, Lateness: 5 * time.Second, IdleAfter: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	sdone := make(chan error, 1)
+	go func() { sdone <- st.Run(sctx) }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; stats %+v", what, st.Stats())
+			}
+		}
+	}
+	waitFor("the first checkpoint", func() bool { return st.Stats().CheckpointLSN == l.DurableLSN() })
+	views.fail.Store(true)
+	held := st.Stats().CheckpointLSN
+	for _, r := range recs[400:] {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor("a failed view write", func() bool { return st.Stats().ViewErrors > 0 && st.Stats().Applied >= uint64(len(recs)) })
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-sdone:
+		t.Fatalf("the stream stopped on a view write failure: %v", err)
+	default:
+	}
+	if c := st.Stats().CheckpointLSN; c != held {
+		t.Fatalf("checkpoint moved from %d to %d past rows the views did not store", held, c)
+	}
+	views.fail.Store(false)
+	waitFor("the checkpoint to catch up", func() bool { return st.Stats().CheckpointLSN == l.DurableLSN() })
+	stop()
+	if err := <-sdone; err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot(t, dir)
+	for k := range want {
+		if !equalRows(got[k], want[k]) {
+			t.Fatalf("%s differs after the views failed for a while", k)
+		}
+	}
+	if st.Stats().ViewDropped != 0 {
+		t.Fatalf("%d windows dropped", st.Stats().ViewDropped)
+	}
 }
