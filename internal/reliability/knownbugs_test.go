@@ -14,21 +14,11 @@ import (
 // criterion fails the test only with EDGED_RELIABILITY_KNOWN_BUGS=1, so
 // that `make test` stays usable until the fix lands. Remove an entry with
 // its fix: the criterion is then always enforced.
-var knownBugs = map[string]string{
-	"views-not-durable": "aggregate/stream checkpoints without making the view store (tstorage) durable: " +
-		"after a power cut that follows a checkpoint, windows emitted before it are missing from /api/v1/query",
-	"views-drop-older": "aggregate/view: tstorage silently drops rows older than the first row written to its head " +
-		"partition, so the windows of a series whose event time is behind another's are never served",
-	"views-disk-partition": "aggregate/view: with series whose event times are about an hour apart (ingest-stamped " +
-		"readings beside devices stamping an hour behind) tstorage rotates partitions on almost every write and " +
-		"eventually refuses a write (\"can't insert rows into disk partition\"): the aggregator fails and edged exits, " +
-		"and the replay after a restart repeats the write",
-	"views-refuse-start": "aggregate/view: tstorage appends to its WAL segment after a torn record without " +
-		"truncating it, and on the next start refuses the garbled segment (\"failed to recover WAL: … unknown operation\"): " +
-		"edged refuses to start after a power cut until DATA/views is deleted",
-	"dir-fsync": "directories edged creates (data/wal, data/estimates, cursors, …) are never fsynced in their parent: " +
-		"under strict POSIX durability a power cut loses the whole log",
-}
+//
+// All five found so far (views-not-durable, views-drop-older,
+// views-disk-partition, views-refuse-start, dir-fsync) are fixed and their
+// criteria enforced; RELIABILITY.md keeps their history.
+var knownBugs = map[string]string{}
 
 // enforced reports whether the criterion that known bug name breaks fails
 // the test; when it does not, it says so in the log.
