@@ -175,7 +175,24 @@ func (rd *RecordDecoder) intern(b []byte) string {
 	return s
 }
 
+// DecodeKnown is Decode for a consumer that keeps its own table of name
+// triples (the aggregator's series): for each reading, known is first
+// given the encoded triple — device, series and unit, each a uvarint length
+// then the bytes, exactly as they are in the record — and when it returns
+// ok its names are used: one lookup instead of three. Otherwise the names
+// are decoded and interned. known is called once per reading, in order.
+func (rd *RecordDecoder) DecodeKnown(dst []Reading, b []byte, lsn uint64, known func(key []byte) (device, series, unit string, ok bool)) ([]Reading, error) {
+	if rd.names == nil {
+		rd.names = map[string]string{}
+	}
+	return decodeRecordKnown(dst, b, lsn, rd.intern, known)
+}
+
 func decodeRecord(dst []Reading, b []byte, lsn uint64, str func([]byte) string) ([]Reading, error) {
+	return decodeRecordKnown(dst, b, lsn, str, nil)
+}
+
+func decodeRecordKnown(dst []Reading, b []byte, lsn uint64, str func([]byte) string, known func([]byte) (string, string, string, bool)) ([]Reading, error) {
 	d := binread.New(b, ErrBadRecord)
 	if k := d.Byte(); RecordKind(k) != KindReadings {
 		return dst, fmt.Errorf("%w: kind %d is not readings", ErrBadRecord, k)
@@ -190,9 +207,15 @@ func decodeRecord(dst []Reading, b []byte, lsn uint64, str func([]byte) string) 
 		r.Time = d.Varint()
 		r.Ingest = r.Time + d.Varint()
 		r.Value = math.Float64frombits(d.Uint64())
-		r.Device = str(d.Bytes(MaxStringLen))
-		r.Series = str(d.Bytes(MaxStringLen))
-		r.Unit = str(d.Bytes(MaxStringLen))
+		names := d.B
+		dev, ser, unit := d.Bytes(MaxStringLen), d.Bytes(MaxStringLen), d.Bytes(MaxStringLen)
+		ok := false
+		if known != nil && d.Err() == nil {
+			r.Device, r.Series, r.Unit, ok = known(names[:len(names)-len(d.B)])
+		}
+		if !ok {
+			r.Device, r.Series, r.Unit = str(dev), str(ser), str(unit)
+		}
 		r.LSN = lsn
 		if d.Err() == nil {
 			dst = append(dst, r)

@@ -47,7 +47,9 @@ type Aggregator struct {
 	keybuf   []byte
 	free     [][]*cell       // recycled windows per size index: they keep capacity fit for it
 	recs     []edged.Reading // Apply's decode buffer
-	qslab    []Quantile      // quantile slices are cut from here
+	hits     []*series       // the series of recs[i], when known while decoding
+	knownFn  func([]byte) (string, string, string, bool)
+	qslab    []Quantile // quantile slices are cut from here
 }
 
 // New returns an Aggregator with no state.
@@ -116,7 +118,11 @@ func (a *Aggregator) ApplyEach(rec []byte, lsn uint64, emit func(Window), each f
 	}
 	switch k := edged.Kind(rec); k {
 	case edged.KindReadings:
-		rs, err := a.decoder.Decode(a.recs[:0], rec, lsn)
+		if a.knownFn == nil {
+			a.knownFn = a.known
+		}
+		a.hits = a.hits[:0]
+		rs, err := a.decoder.DecodeKnown(a.recs[:0], rec, lsn, a.knownFn)
 		a.recs = rs[:0]
 		if err != nil {
 			return fmt.Errorf("aggregate: record %d: %w", lsn, err)
@@ -125,7 +131,11 @@ func (a *Aggregator) ApplyEach(rec []byte, lsn uint64, emit func(Window), each f
 			if each != nil {
 				each(&rs[i])
 			}
-			a.add(a.lookup(&rs[i]), &rs[i], lsn, emit)
+			s := a.hits[i]
+			if s == nil {
+				s = a.lookup(&rs[i])
+			}
+			a.add(s, &rs[i], lsn, emit)
 		}
 		a.endRecord(lsn, emit)
 		a.lastLSN = lsn
@@ -213,6 +223,17 @@ func appendKey(dst []byte, device, name, unit string) []byte {
 		dst = append(dst, s...)
 	}
 	return dst
+}
+
+// known resolves a reading's encoded name triple (which is a series key,
+// see appendKey) while its record is decoded, noting the series in hits.
+func (a *Aggregator) known(key []byte) (device, name, unit string, ok bool) {
+	s := a.series[string(key)] // no allocation for the lookup
+	a.hits = append(a.hits, s)
+	if s == nil {
+		return "", "", "", false
+	}
+	return s.device, s.name, s.unit, true
 }
 
 func (a *Aggregator) lookup(r *edged.Reading) *series {
