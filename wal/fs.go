@@ -2,6 +2,7 @@ package wal
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -124,4 +125,15 @@ func mkdirAllSync(dir string, perm fs.FileMode) error {
 		return err
 	}
 	return OSFS{}.SyncDir(parent)
+}
+
+// opError says which operation on which file failed, unless err (an
+// *fs.PathError from the OS) says so already: "write X: write X: no space
+// left on device" helps nobody.
+func opError(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }

@@ -1,8 +1,10 @@
 package wal
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +29,21 @@ func TestMkdirAll(t *testing.T) {
 	}
 	if err := MkdirAll(file); err == nil {
 		t.Fatal("MkdirAll over a regular file succeeded")
+	}
+}
+
+func TestOpErrorDoesNotRepeatThePath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.wal")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, werr := f.Write([]byte("x")) // closed: a PathError naming path
+	if got := opError("write", path, werr).Error(); strings.Count(got, path) != 1 {
+		t.Fatalf("%q names the file %d times", got, strings.Count(got, path))
+	}
+	if got := opError("write", path, errors.New("disk on fire")).Error(); got != "write "+path+": disk on fire" {
+		t.Fatalf("%q", got)
 	}
 }

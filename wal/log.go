@@ -423,7 +423,7 @@ func (l *Log) commit(final bool) (time.Duration, error) {
 			}
 		}
 		if _, err := l.active.WriteAt(batch, seg.size); err != nil {
-			return 0, l.fail(fmt.Errorf("write %s: %w", seg.path, err))
+			return 0, l.fail(opError("write", seg.path, err))
 		}
 		l.mu.Lock()
 		seg.size += int64(len(batch))
@@ -469,7 +469,7 @@ func (l *Log) sync(seg *segment) error {
 	l.mu.Unlock()
 	start := time.Now()
 	if err := l.active.Sync(); err != nil {
-		return l.fail(fmt.Errorf("fsync %s: %w", seg.path, err))
+		return l.fail(opError("fsync", seg.path, err))
 	}
 	l.lastSync = time.Now()
 	l.syncTook = l.lastSync.Sub(start)
@@ -534,7 +534,7 @@ func (l *Log) closeActive(seg *segment) error {
 			return fmt.Errorf("truncate %s: %w", seg.path, err)
 		}
 		if err := l.active.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", seg.path, err)
+			return opError("fsync", seg.path, err)
 		}
 	}
 	err = l.active.Close()
@@ -555,11 +555,11 @@ func (l *Log) createSegment(first uint64) (*segment, File, error) {
 	hdr := segmentHeader{FirstLSN: first, Created: l.opts.Now().UnixNano()}.encode()
 	if _, err := f.Write(hdr); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("write %s: %w", path, err)
+		return nil, nil, opError("write", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("fsync %s: %w", path, err)
+		return nil, nil, opError("fsync", path, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		f.Close()

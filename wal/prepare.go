@@ -86,11 +86,11 @@ func (l *Log) usePrepared(first uint64) (*segment, File, error) {
 	hdr := segmentHeader{FirstLSN: first, Created: l.opts.Now().UnixNano()}.encode()
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("write %s: %w", spare, err)
+		return nil, nil, opError("write", spare, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("fsync %s: %w", spare, err)
+		return nil, nil, opError("fsync", spare, err)
 	}
 	if err := l.fs.Rename(spare, path); err != nil {
 		f.Close()
