@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edged-io/edged/aggregate"
 )
 
 func points(vs ...float64) []rawPoint {
@@ -156,7 +158,7 @@ func TestSameRecord(t *testing.T) {
 func TestPlanChunks(t *testing.T) {
 	h := int64(time.Hour)
 	c := func(start int64, size time.Duration) candidate {
-		return candidate{windowKey: windowKey{Series: "s", Window: FormatSize(size), Start: start}, Size: size}
+		return candidate{windowKey: windowKey{Series: "s", Window: aggregate.SizeName(size), Start: start}, Size: size}
 	}
 	chunks := planChunks([]candidate{
 		c(0, time.Hour), c(10*h/3600, 10*time.Second), c(2*h, time.Minute),
@@ -173,8 +175,8 @@ func TestSizes(t *testing.T) {
 		tag  string
 		size time.Duration
 	}{{"10s", 10 * time.Second}, {"1m", time.Minute}, {"1h", time.Hour}, {"1h30m", 90 * time.Minute}, {"500ms", 500 * time.Millisecond}} {
-		if got := FormatSize(tc.size); got != tc.tag {
-			t.Errorf("FormatSize(%v) = %q, want %q", tc.size, got, tc.tag)
+		if got := aggregate.SizeName(tc.size); got != tc.tag {
+			t.Errorf("aggregate.SizeName(%v) = %q, want %q (the window tag)", tc.size, got, tc.tag)
 		}
 		if got, err := ParseSize(tc.tag); err != nil || got != tc.size {
 			t.Errorf("ParseSize(%q) = %v, %v", tc.tag, got, err)

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/edged-io/edged/aggregate"
 )
 
 // windowKey identifies a window of one device in the central store: the
@@ -115,7 +113,3 @@ func ParseSize(tag string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-// FormatSize formats a window size as the window tag does: "10s", "1m",
-// "1h", "1h30m", "500ms" (aggregate.SizeName, which the shipper uses).
-func FormatSize(d time.Duration) string { return aggregate.SizeName(d) }
