@@ -69,13 +69,17 @@ func (OSFS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
-func (OSFS) SyncDir(dir string) error {
-	d, err := os.Open(filepath.Clean(dir))
+func (OSFS) SyncDir(dir string) error { return SyncPath(dir) }
+
+// SyncPath fsyncs the file or directory at path (for a file written by
+// someone else, say a library, or a directory's entries).
+func SyncPath(path string) error {
+	f, err := os.Open(filepath.Clean(path))
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -294,13 +294,13 @@ func (l *lane) sync() error {
 		return fmt.Errorf("view: sync %s: %w", l.dir, err)
 	}
 	for _, f := range files {
-		if err := syncFile(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := wal.SyncPath(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("view: sync: %w", err)
 		}
 	}
 	// Directories after their files, deepest first, the lane's own last.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := (wal.OSFS{}).SyncDir(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := wal.SyncPath(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("view: sync: %w", err)
 		}
 	}
@@ -308,16 +308,4 @@ func (l *lane) sync() error {
 		l.synced[p.name] = true
 	}
 	return nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
