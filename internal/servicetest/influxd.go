@@ -29,8 +29,9 @@ const influxdReadyTimeout = 30 * time.Second
 //   - a bucket is "database/retention-policy" (or just "database" for the
 //     default retention policy);
 //   - the organization is ignored, the empty string works;
-//   - authentication is disabled, so the token is not checked; with
-//     authentication it would be "username:password".
+//   - authentication is disabled, so the token is not checked, unless
+//     the server was started with InfluxdOptions.Auth: then only Token,
+//     "username:password" of its admin user, is accepted.
 type Influxd struct {
 	// URL is the HTTP API's base URL, "http://127.0.0.1:PORT".
 	URL string
@@ -54,11 +55,21 @@ type Influxd struct {
 	LogPath string
 
 	bin     string
+	auth    bool
 	rpcPort int // bind-address, the backup/restore RPC service
 	http    *http.Client
 
 	mu   sync.Mutex
 	proc *process // nil when stopped
+}
+
+// InfluxdOptions configures StartInfluxdWith. The zero value is what
+// StartInfluxd starts.
+type InfluxdOptions struct {
+	// Auth enables authentication (auth-enabled = true): the admin user
+	// "user" (password "pass") is created at start, and the server refuses
+	// any token but Influxd.Token with 401.
+	Auth bool
 }
 
 // StartInfluxd starts a private influxd listening on 127.0.0.1 on free ports,
@@ -69,6 +80,12 @@ type Influxd struct {
 // ${XDG_CACHE_HOME:-$HOME/.cache}/edged/bin/influxd, else "influxd" in
 // $PATH; if none exists the test fails (run `make setup`).
 func StartInfluxd(t testing.TB) *Influxd {
+	t.Helper()
+	return StartInfluxdWith(t, InfluxdOptions{})
+}
+
+// StartInfluxdWith is StartInfluxd with options.
+func StartInfluxdWith(t testing.TB, o InfluxdOptions) *Influxd {
 	t.Helper()
 	var candidates []string
 	if tools := os.Getenv("EDGED_TOOLS"); tools != "" {
@@ -90,6 +107,7 @@ func StartInfluxd(t testing.TB) *Influxd {
 		ConfigPath: filepath.Join(dir, "influxdb.conf"),
 		LogPath:    filepath.Join(dir, "influxd.log"),
 		bin:        bin,
+		auth:       o.Auth,
 		// No keep-alives: no idle connections (and their goroutines) are
 		// left behind by the harness's own requests.
 		http: &http.Client{
@@ -113,6 +131,10 @@ func StartInfluxd(t testing.TB) *Influxd {
 			continue
 		}
 		t.Fatalf("servicetest: starting influxd: %v (log: %s)", err, s.LogPath)
+	}
+	if s.auth {
+		// The first admin user may be created without credentials.
+		s.exec(t, `CREATE USER "user" WITH PASSWORD 'pass' WITH ALL PRIVILEGES`, false)
 	}
 	s.Exec(t, "CREATE DATABASE "+s.Database)
 	return s
@@ -159,7 +181,7 @@ bind-address = %s
 [http]
   enabled = true
   bind-address = %s
-  auth-enabled = false
+  auth-enabled = %t
   flux-enabled = true
   log-enabled = true
   pprof-enabled = false
@@ -175,6 +197,7 @@ bind-address = %s
 		q(filepath.Join(s.Dir, "data")),
 		q(filepath.Join(s.Dir, "wal")),
 		q(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))),
+		s.auth,
 	)
 }
 
@@ -243,7 +266,21 @@ func (s *Influxd) ping() error {
 // the request or any statement fails.
 func (s *Influxd) Exec(t testing.TB, influxQL string) {
 	t.Helper()
-	resp, err := s.http.PostForm(s.URL+"/query", url.Values{"q": {influxQL}})
+	s.exec(t, influxQL, s.auth)
+}
+
+func (s *Influxd) exec(t testing.TB, influxQL string, auth bool) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/query", strings.NewReader(url.Values{"q": {influxQL}}.Encode()))
+	if err != nil {
+		t.Fatalf("servicetest: influxd %q: %v", influxQL, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if auth {
+		user, pass, _ := strings.Cut(s.Token, ":")
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := s.http.Do(req)
 	if err != nil {
 		t.Fatalf("servicetest: influxd %q: %v", influxQL, err)
 	}

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,15 +33,39 @@ type MosquittoOptions struct {
 	Persistence bool
 
 	// DenyAnonymous writes "allow_anonymous false" instead of
-	// "allow_anonymous true". Combine it with a password_file in
-	// ExtraConfig.
+	// "allow_anonymous true". Combine it with Users, or with a TLS listener
+	// that takes the client certificate as the identity.
 	DenyAnonymous bool
+
+	// Users (name → password) are written to a password_file with
+	// mosquitto_passwd -b, as an administrator would; the broker then
+	// checks the password of every client that sends a username.
+	Users map[string]string
+
+	// TLS adds a TLS listener on 127.0.0.1 (Mosquitto.TLSURL) beside the
+	// plain one, which stays for the test's own clients.
+	TLS *MosquittoTLS
 
 	// ExtraConfig is appended verbatim, after the generated lines, to the
 	// broker's configuration file: extra listeners (e.g. TLS, on a port from
 	// FreePort), password_file, acl_file, log_type debug, limits, ...
 	// Files it refers to can be placed in Mosquitto.Dir.
 	ExtraConfig string
+}
+
+// MosquittoTLS is a TLS listener's settings (mosquitto.conf(5)); the files
+// are PEM, made with NewCA in a test.
+type MosquittoTLS struct {
+	// CertFile and KeyFile are the broker's certificate and key.
+	CertFile, KeyFile string
+	// CAFile is the CA whose client certificates the broker accepts.
+	CAFile string
+	// RequireCertificate refuses clients without a certificate signed by
+	// CAFile (require_certificate true).
+	RequireCertificate bool
+	// UseIdentityAsUsername makes the client certificate's common name the
+	// client's username, with no password to check.
+	UseIdentityAsUsername bool
 }
 
 // Mosquitto is a private Eclipse Mosquitto MQTT broker started by
@@ -49,6 +77,10 @@ type Mosquitto struct {
 	URL string
 	// Port is the plain MQTT listener's port.
 	Port int
+	// TLSURL is the TLS listener's URL, "ssl://127.0.0.1:PORT", and
+	// TLSPort its port; both zero without MosquittoOptions.TLS.
+	TLSURL  string
+	TLSPort int
 	// Dir is the broker's private directory (configuration, persistence
 	// database, log); it is removed after the test.
 	Dir string
@@ -83,9 +115,20 @@ func StartMosquitto(t testing.TB, o MosquittoOptions) *Mosquitto {
 	}
 	logTailOnFailure(t, "mosquitto", m.LogPath)
 	t.Cleanup(m.Stop)
+	if len(o.Users) > 0 {
+		m.writePasswords(t)
+	}
 
 	for attempt := 1; ; attempt++ {
 		m.setPort(FreePort(t))
+		if o.TLS != nil {
+			port := FreePort(t)
+			for port == m.Port {
+				port = FreePort(t)
+			}
+			m.TLSPort = port
+			m.TLSURL = "ssl://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
 		err := m.start()
 		if err == nil {
 			return m
@@ -132,10 +175,41 @@ func (m *Mosquitto) config() string {
 	}
 	fmt.Fprintf(&b, "connection_messages true\n")
 	fmt.Fprintf(&b, "log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S\n")
+	if len(m.opts.Users) > 0 {
+		fmt.Fprintf(&b, "password_file %s\n", m.passwordFile())
+	}
 	if m.opts.ExtraConfig != "" {
 		fmt.Fprintf(&b, "# ExtraConfig\n%s\n", m.opts.ExtraConfig)
 	}
+	if tl := m.opts.TLS; tl != nil {
+		// Listener settings follow their listener line: keep these last.
+		fmt.Fprintf(&b, "# TLS\nlistener %d 127.0.0.1\n", m.TLSPort)
+		fmt.Fprintf(&b, "certfile %s\nkeyfile %s\n", tl.CertFile, tl.KeyFile)
+		if tl.CAFile != "" {
+			fmt.Fprintf(&b, "cafile %s\n", tl.CAFile)
+		}
+		fmt.Fprintf(&b, "require_certificate %t\n", tl.RequireCertificate)
+		fmt.Fprintf(&b, "use_identity_as_username %t\n", tl.UseIdentityAsUsername)
+	}
 	return b.String()
+}
+
+func (m *Mosquitto) passwordFile() string { return filepath.Join(m.Dir, "passwd") }
+
+// writePasswords makes the password_file with mosquitto_passwd.
+func (m *Mosquitto) writePasswords(t testing.TB) {
+	t.Helper()
+	bin := findBinary(t, "mosquitto_passwd", "EDGED_MOSQUITTO_PASSWD", "mosquitto_passwd", "/usr/bin/mosquitto_passwd")
+	users := slices.Sorted(maps.Keys(m.opts.Users))
+	for i, u := range users {
+		args := []string{"-b", m.passwordFile(), u, m.opts.Users[u]}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("servicetest: mosquitto_passwd for %s: %v\n%s", u, err, out)
+		}
+	}
 }
 
 // start writes the configuration, starts the broker and waits for it to
@@ -154,6 +228,13 @@ func (m *Mosquitto) start() error {
 			return p.exitError()
 		}
 		perr := mqttProbe(m.Addr, time.Second)
+		if perr == nil && m.opts.TLS != nil {
+			// Bound with the plain one; dialled to be sure.
+			var c net.Conn
+			if c, perr = net.DialTimeout("tcp", strings.TrimPrefix(m.TLSURL, "ssl://"), time.Second); perr == nil {
+				c.Close()
+			}
+		}
 		if perr == nil {
 			m.proc = p
 			return nil

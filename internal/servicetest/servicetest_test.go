@@ -2,6 +2,8 @@ package servicetest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -385,5 +387,74 @@ func TestInfluxd(t *testing.T) {
 	s.Stop() // idempotent
 	if s.PID() != 0 {
 		t.Fatal("PID() != 0 after Stop")
+	}
+}
+
+// TestInfluxdAuth: with Auth, the server takes Token and refuses any
+// other with 401.
+func TestInfluxdAuth(t *testing.T) {
+	t.Parallel()
+	s := servicetest.StartInfluxdWith(t, servicetest.InfluxdOptions{Auth: true})
+	s.Exec(t, "SHOW DATABASES") // Exec authenticates
+	for token, want := range map[string]int{s.Token: http.StatusNoContent, "user:wrong": http.StatusUnauthorized, "": http.StatusUnauthorized} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/v2/write?bucket="+s.Bucket, strings.NewReader("m v=1 1"))
+		if token != "" {
+			req.Header.Set("Authorization", "Token "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("write with token %q: %s, want %d", token, resp.Status, want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestMosquittoUsersAndTLS: Users become a password_file; the TLS listener
+// serves the certificate of MosquittoTLS and, with RequireCertificate,
+// takes only clients with a certificate from CAFile.
+func TestMosquittoUsersAndTLS(t *testing.T) {
+	t.Parallel()
+	ca := servicetest.NewCA(t, "test")
+	server, client := ca.Server(t, "broker"), ca.Client(t, "cn-user")
+	b := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{DenyAnonymous: true, Users: map[string]string{"u": "p"},
+		TLS: &servicetest.MosquittoTLS{CertFile: server.CertFile, KeyFile: server.KeyFile, CAFile: ca.CertFile,
+			RequireCertificate: true, UseIdentityAsUsername: true}})
+	try := func(url, user, pass string, tc *tls.Config) error {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("probe").SetUsername(user).SetPassword(pass).
+			SetTLSConfig(tc).SetConnectTimeout(5 * time.Second))
+		tok := c.Connect()
+		tok.WaitTimeout(10 * time.Second)
+		if tok.Error() == nil {
+			c.Disconnect(0)
+		}
+		return tok.Error()
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	pair, err := tls.LoadX509KeyPair(client.CertFile, client.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.TLSURL, "ssl://127.0.0.1:") || b.TLSPort == b.Port {
+		t.Fatalf("TLS listener %q (port %d, plain %d)", b.TLSURL, b.TLSPort, b.Port)
+	}
+	for _, c := range []struct {
+		name, url, user, pass string
+		tls                   *tls.Config
+		ok                    bool
+	}{
+		{"password", b.URL, "u", "p", nil, true},
+		{"wrong password", b.URL, "u", "x", nil, false},
+		{"anonymous", b.URL, "", "", nil, false},
+		{"client certificate", b.TLSURL, "", "", &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}, true},
+		{"no client certificate", b.TLSURL, "", "", &tls.Config{RootCAs: roots}, false},
+	} {
+		if err := try(c.url, c.user, c.pass, c.tls); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }
