@@ -114,6 +114,7 @@ func TestUnitSettings(t *testing.T) {
 	edged := unit(t, "edged.service")
 	check(t, edged, []want{
 		{"Type", "notify"}, {"NotifyAccess", "main"}, {"WatchdogSec", "30s"}, {"Restart", "on-failure"},
+		{"RestartSec", "3s"},
 		{"ExecStart", "/usr/bin/edged run -c /etc/edged/edged.yaml --data-dir /var/lib/edged"},
 		{"User", "edged"}, {"StateDirectory", "edged"}, {"ConfigurationDirectory", "edged"}, {"UMask", "0077"},
 		{"DevicePolicy", "closed"}, {"DeviceAllow", "char-i2c rw"}, {"DeviceAllow", "char-gpiochip rw"},

@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 // Decoder turns one MQTT message into readings (see sensors/payload).
@@ -34,21 +35,17 @@ type MQTTSubscription struct {
 
 // MQTTOptions configure the MQTT source.
 type MQTTOptions struct {
-	// Broker is the broker URL: tcp://host:1883, ssl://host:8883, ws://…
-	Broker string
+	// Conn is the broker, the credentials, TLS and the reconnect cap. Its
 	// ClientID must be fixed across restarts: the broker keeps the
-	// persistent session (subscriptions and unacknowledged messages) under it.
-	ClientID string
-	Username string
-	Password string // from a file or a systemd credential, never the config
+	// persistent session (subscriptions and unacknowledged messages) under
+	// it.
+	Conn mqttconn.Options
 	// Subscriptions in match order: the first filter that matches a topic
 	// decodes its message.
 	Subscriptions []MQTTSubscription
 	// AckQueue bounds messages appended to the log and waiting for
 	// durability before their acknowledgement. Default 4096.
 	AckQueue int
-	// MaxReconnectInterval caps the reconnect backoff. Default 30s.
-	MaxReconnectInterval time.Duration
 	// DrainTimeout bounds how long a stop waits to acknowledge messages
 	// that are in the log but not yet durable. Default 2s.
 	DrainTimeout time.Duration
@@ -71,17 +68,19 @@ type MQTT struct {
 
 	messages, readings, rejected, acked atomic.Uint64
 	connected                           atomic.Bool
+	subscribed                          chan struct{} // closed at the first SUBACK
+	subscribeOnce                       sync.Once
 }
 
 var _ Source = (*MQTT)(nil)
 
 // NewMQTT checks the options. It does not connect; Run does.
 func NewMQTT(o MQTTOptions) (*MQTT, error) {
-	if o.Broker == "" {
-		return nil, errors.New("mqtt: no broker URL")
-	}
-	if o.ClientID == "" {
+	if o.Conn.ClientID == "" {
 		return nil, errors.New("mqtt: a fixed client id is required for a persistent session")
+	}
+	if err := o.Conn.Validate(); err != nil {
+		return nil, err
 	}
 	if len(o.Subscriptions) == 0 {
 		return nil, errors.New("mqtt: no subscriptions")
@@ -97,9 +96,6 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	if o.AckQueue == 0 {
 		o.AckQueue = 4096
 	}
-	if o.MaxReconnectInterval == 0 {
-		o.MaxReconnectInterval = 30 * time.Second
-	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 2 * time.Second
 	}
@@ -109,8 +105,14 @@ func NewMQTT(o MQTTOptions) (*MQTT, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &MQTT{opts: o}, nil
+	return &MQTT{opts: o, subscribed: make(chan struct{})}, nil
 }
+
+// Subscribed is closed once the broker has acknowledged the subscriptions
+// (the first SUBACK). Before that, messages published to the filters are
+// not addressed to edged; from then on the persistent session keeps them
+// for edged, across reconnects and restarts.
+func (s *MQTT) Subscribed() <-chan struct{} { return s.subscribed }
 
 // MQTTStats are the source's counters.
 type MQTTStats struct {
@@ -177,23 +179,22 @@ func (s *MQTT) Run(ctx context.Context, sink Sink) error {
 		}
 	}
 
-	o := mqtt.NewClientOptions().
-		AddBroker(s.opts.Broker).
-		SetClientID(s.opts.ClientID).
-		SetUsername(s.opts.Username).
-		SetPassword(s.opts.Password).
+	stopped := make(chan struct{}) // ends awaitSubAck's wait when Run returns
+	defer close(stopped)
+	broker := s.opts.Conn.Broker
+	// The logger gets failed connection attempts: paho retries them quietly.
+	o := s.opts.Conn.ClientOptions(s.opts.Logger).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(s.opts.MaxReconnectInterval).
 		SetKeepAlive(30 * time.Second).
 		SetDefaultPublishHandler(handle). // messages the session delivers before we subscribe
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			s.connected.Store(false)
-			s.opts.Logger.Warn("mqtt: connection lost; reconnecting", "broker", s.opts.Broker, "err", err)
+			s.opts.Logger.Warn("mqtt: connection lost; reconnecting", "broker", broker, "err", err)
 		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			s.connected.Store(true)
@@ -202,12 +203,8 @@ func (s *MQTT) Run(ctx context.Context, sink Sink) error {
 				filters[sub.Filter] = sub.QoS
 			}
 			tok := c.SubscribeMultiple(filters, handle)
-			go func() { // paho forbids waiting on a token inside a callback
-				if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-					s.opts.Logger.Error("mqtt: subscribe failed", "broker", s.opts.Broker, "err", tok.Error())
-				}
-			}()
-			s.opts.Logger.Info("mqtt: connected", "broker", s.opts.Broker, "client_id", s.opts.ClientID, "subscriptions", len(filters))
+			go s.awaitSubAck(tok, stopped) // paho forbids waiting on a token inside a callback
+			s.opts.Logger.Info("mqtt: connected", "broker", broker, "client_id", s.opts.Conn.ClientID, "subscriptions", len(filters))
 		})
 	client := mqtt.NewClient(o)
 	client.Connect() // with ConnectRetry it keeps trying in the background
@@ -244,6 +241,32 @@ func (s *MQTT) Run(ctx context.Context, sink Sink) error {
 	client.Disconnect(250)
 	s.connected.Store(false)
 	return err
+}
+
+// awaitSubAck waits for the broker's answer to a SUBSCRIBE. A lost
+// connection completes the token with an error; the next connect
+// subscribes again.
+func (s *MQTT) awaitSubAck(tok mqtt.Token, stopped <-chan struct{}) {
+	select {
+	case <-tok.Done():
+	case <-stopped:
+		return
+	}
+	if err := tok.Error(); err != nil {
+		s.opts.Logger.Error("mqtt: subscribe failed", "broker", s.opts.Conn.Broker, "err", err)
+		return
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for filter, code := range st.Result() {
+			if code == 0x80 { // SUBACK failure: an ACL, say
+				s.opts.Logger.Error("mqtt: the broker refused the subscription; check its ACL", "broker", s.opts.Conn.Broker, "topic", filter)
+			}
+		}
+	}
+	s.subscribeOnce.Do(func() {
+		close(s.subscribed)
+		s.opts.Logger.Info("mqtt: subscriptions acknowledged", "broker", s.opts.Conn.Broker)
+	})
 }
 
 func (s *MQTT) ack(ctx context.Context, acks <-chan pendingAck, sink Sink) error {

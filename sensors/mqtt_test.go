@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged-io/edged"
+	"github.com/edged-io/edged/internal/mqttconn"
 	"github.com/edged-io/edged/internal/servicetest"
 	"github.com/edged-io/edged/sensors"
 	"github.com/edged-io/edged/wal"
@@ -77,7 +78,7 @@ type runningSource struct {
 func startSource(t *testing.T, url string, sink sensors.Sink, rej sensors.Rejecter) *runningSource {
 	t.Helper()
 	src, err := sensors.NewMQTT(sensors.MQTTOptions{
-		Broker: url, ClientID: "edged-test",
+		Conn:          mqttconn.Options{Broker: url, ClientID: "edged-test"},
 		Subscriptions: []sensors.MQTTSubscription{{Filter: "sensors/#", QoS: 1, Decoder: numberDecoder{}}},
 		Rejects:       rej, DrainTimeout: 200 * time.Millisecond,
 	})
@@ -87,8 +88,11 @@ func startSource(t *testing.T, url string, sink sensors.Sink, rej sensors.Reject
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &runningSource{src: src, cancel: cancel, done: make(chan error, 1)}
 	go func() { rs.done <- src.Run(ctx, sink) }()
-	waitFor(t, "connected", func() bool { return src.Stats().Connected })
-	time.Sleep(200 * time.Millisecond) // the subscription is acknowledged
+	select {
+	case <-src.Subscribed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting for the broker to acknowledge the subscription")
+	}
 	return rs
 }
 
@@ -227,6 +231,41 @@ func TestMQTTAcknowledgesOnlyDurableMessages(t *testing.T) {
 	}
 }
 
+// TestMQTTSubscribedWaitsForTheSubAck: Subscribed stays open while the
+// broker is away and closes once it has acknowledged the subscription;
+// a message published from then on is ingested (a fresh session: one
+// published before the SUBACK would not be addressed to edged).
+func TestMQTTSubscribedWaitsForTheSubAck(t *testing.T) {
+	broker := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{})
+	broker.Stop()
+	l := startLog(t)
+	src, err := sensors.NewMQTT(sensors.MQTTOptions{
+		Conn:          mqttconn.Options{Broker: broker.URL, ClientID: "edged-test-suback"},
+		Subscriptions: []sensors.MQTTSubscription{{Filter: "sensors/#", QoS: 1, Decoder: numberDecoder{}}},
+		DrainTimeout:  200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningSource{src: src, cancel: cancel, done: make(chan error, 1)}
+	go func() { rs.done <- src.Run(ctx, sensors.LogSink{Log: l}) }()
+	defer rs.stop(t)
+	select {
+	case <-src.Subscribed():
+		t.Fatal("Subscribed closed while the broker is down")
+	case <-time.After(1500 * time.Millisecond):
+	}
+	broker.Restart(t)
+	select {
+	case <-src.Subscribed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("Subscribed not closed after the broker came back")
+	}
+	publish(t, broker.URL, map[string][]string{"sensors/now": {"42"}})
+	waitFor(t, "the message published after the SUBACK", func() bool { return src.Stats().Acked == 1 })
+}
+
 func TestMatchTopic(t *testing.T) {
 	cases := []struct {
 		filter, topic string
@@ -242,7 +281,7 @@ func TestMatchTopic(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "a/#/b", "a+/b", "a/b#"} {
-		_, err := sensors.NewMQTT(sensors.MQTTOptions{Broker: "tcp://127.0.0.1:1", ClientID: "x",
+		_, err := sensors.NewMQTT(sensors.MQTTOptions{Conn: mqttconn.Options{Broker: "tcp://127.0.0.1:1", ClientID: "x"},
 			Subscriptions: []sensors.MQTTSubscription{{Filter: bad, QoS: 1, Decoder: numberDecoder{}}}})
 		if err == nil {
 			t.Errorf("filter %q accepted", bad)

@@ -3,7 +3,6 @@ package sensors
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/wal"
@@ -28,19 +27,20 @@ type Sink interface {
 // LogSink appends readings to a write-ahead log, one record per call.
 type LogSink struct {
 	Log *wal.Log
-	// Unsynced, when set and true, flags the readings stamped with the
-	// ingest clock (edged.TimeFromIngest) edged.ClockUnsynced: the local
-	// clock is not synchronised, so their time may be wrong.
-	Unsynced *atomic.Bool
+	// Unsynced, when set, says whether a reading stamped with the ingest
+	// clock (edged.TimeFromIngest) at t (ns) may carry a wrong time (the
+	// local clock is not synchronised, or has stepped ahead): such readings
+	// are flagged edged.ClockUnsynced.
+	Unsynced func(t int64) bool
 }
 
 var _ Sink = LogSink{}
 
 // Append encodes rs as one record and appends it.
 func (s LogSink) Append(rs []edged.Reading) (uint64, error) {
-	if s.Unsynced != nil && s.Unsynced.Load() {
+	if s.Unsynced != nil {
 		for i := range rs {
-			if rs[i].Flags&edged.TimeFromIngest != 0 {
+			if rs[i].Flags&edged.TimeFromIngest != 0 && s.Unsynced(rs[i].Time) {
 				rs[i].Flags |= edged.ClockUnsynced
 			}
 		}

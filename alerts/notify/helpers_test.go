@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edged-io/edged/alerts/notify"
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 func TestMain(m *testing.M) {
@@ -31,12 +32,11 @@ const waitTimeout = 10 * time.Second
 // test's, so parallel tests do not take over each other's sessions.
 func options(t *testing.T, url string) notify.Options {
 	return notify.Options{
-		Broker:               url,
-		ClientID:             "edged-alerts-" + strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()),
-		Device:               "pi",
-		StateDir:             t.TempDir(),
-		MaxReconnectInterval: 500 * time.Millisecond,
-		Logger:               slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Conn: mqttconn.Options{Broker: url, ClientID: "edged-alerts-" + strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()),
+			MaxReconnectInterval: 500 * time.Millisecond},
+		Device:   "pi",
+		StateDir: t.TempDir(),
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }
 

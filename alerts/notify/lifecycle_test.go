@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edged-io/edged/alerts/notify"
+	"github.com/edged-io/edged/internal/mqttconn"
 	"github.com/edged-io/edged/internal/servicetest"
 )
 
@@ -46,7 +47,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := notify.Options{Broker: "tcp://127.0.0.1:1883", ClientID: "c", Device: "pi"}
+	ok := notify.Options{Conn: mqttconn.Options{Broker: "tcp://127.0.0.1:1883", ClientID: "c"}, Device: "pi"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("minimal options: %v", err)
 	}
@@ -54,9 +55,9 @@ func TestValidate(t *testing.T) {
 		name   string
 		modify func(*notify.Options)
 	}{
-		{"no broker", func(o *notify.Options) { o.Broker = "" }},
-		{"broker not a URL", func(o *notify.Options) { o.Broker = "localhost" }},
-		{"no client id", func(o *notify.Options) { o.ClientID = "" }},
+		{"no broker", func(o *notify.Options) { o.Conn.Broker = "" }},
+		{"broker not a URL", func(o *notify.Options) { o.Conn.Broker = "localhost" }},
+		{"no client id", func(o *notify.Options) { o.Conn.ClientID = "" }},
 		{"no device", func(o *notify.Options) { o.Device = "" }},
 		{"device with /", func(o *notify.Options) { o.Device = "a/b" }},
 		{"prefix with #", func(o *notify.Options) { o.Prefix = "ed#" }},
@@ -76,7 +77,7 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	o := ok
-	o.Password = "hunter2"
+	o.Conn.Password = "hunter2"
 	var logs logBuffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("options", "o", o)
 	if logs.count("hunter2") != 0 {
@@ -85,7 +86,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCorruptMark(t *testing.T) {
-	o := notify.Options{Broker: "tcp://127.0.0.1:1883", ClientID: "c", Device: "pi", StateDir: t.TempDir()}
+	o := notify.Options{Conn: mqttconn.Options{Broker: "tcp://127.0.0.1:1883", ClientID: "c"}, Device: "pi", StateDir: t.TempDir()}
 	path := filepath.Join(o.StateDir, "alerts-delivered")
 	if err := os.WriteFile(path, []byte("{garbage"), 0o600); err != nil {
 		t.Fatal(err)

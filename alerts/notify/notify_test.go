@@ -1,6 +1,8 @@
 package notify_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -435,5 +437,48 @@ func TestDiscoveryDisabled(t *testing.T) {
 	}
 	if st := p.Stats(); st.Entities != 0 || st.Announcements != 0 {
 		t.Errorf("Stats() = %+v", st)
+	}
+}
+
+// TestDeliveryOverTLS: alerts reach a broker whose TLS listener requires
+// a client certificate; with a CA that did not sign the broker's
+// certificate nothing is delivered and the log says what to fix.
+func TestDeliveryOverTLS(t *testing.T) {
+	t.Parallel()
+	ca, other := servicetest.NewCA(t, "edged"), servicetest.NewCA(t, "untrusted")
+	server, client := ca.Server(t, "broker"), ca.Client(t, "edged-pi")
+	b := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{TLS: &servicetest.MosquittoTLS{
+		CertFile: server.CertFile, KeyFile: server.KeyFile, CAFile: ca.CertFile, RequireCertificate: true, UseIdentityAsUsername: true}})
+	sub := subscribe(t, b.URL, "edged/#")
+	tlsConfig := func(trust *servicetest.CA) *tls.Config {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
+		tc.RootCAs.AddCert(trust.Cert)
+		pair, err := tls.LoadX509KeyPair(client.CertFile, client.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+		return tc
+	}
+
+	var logs logBuffer
+	o := options(t, b.TLSURL)
+	o.Conn.TLS = tlsConfig(other)
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	p, stop := start(t, o)
+	p.Publish(ev(1, 0, "too_hot", "greenhouse/air", "firing"))
+	waitUntil(t, "the refusal logged", func() bool { return logs.count("level=ERROR") > 0 })
+	stop()
+	if logs.count("mqtt.tls.ca_file") == 0 || len(sub.received("edged/")) != 0 || p.Stats().Delivered != 0 {
+		t.Fatalf("untrusted broker: %d messages received, stats %+v; log:\n%s", len(sub.received("edged/")), p.Stats(), logs.b.String())
+	}
+
+	o = options(t, b.TLSURL)
+	o.Conn.TLS = tlsConfig(ca)
+	p, _ = start(t, o)
+	p.Publish(ev(1, 0, "too_hot", "greenhouse/air", "firing"))
+	got := sub.waitN(t, alerts, 1)
+	if got[0].field("state") != "firing" {
+		t.Errorf("received %s", dump(got))
 	}
 }

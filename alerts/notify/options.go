@@ -4,34 +4,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/edged-io/edged/alerts/hass"
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 // Defaults of Options.
 const (
 	DefaultQueueLimit           = 10_000
 	DefaultStatusTopic          = "homeassistant/status"
-	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultMaxReconnectInterval = mqttconn.DefaultMaxReconnectInterval
 	DefaultDrainTimeout         = 2 * time.Second
 )
 
 // Options configure a Publisher. Zero values mean the documented defaults.
 type Options struct {
-	// Broker is the broker URL: tcp://host:1883, ssl://host:8883, ws://…
-	// Required.
-	Broker string
-	// ClientID must be fixed across restarts: the broker keeps the
-	// persistent session (the Home Assistant status subscription) under
-	// it. It must differ from every other client of the broker, edged's
-	// own MQTT source and window output included. Required.
-	ClientID string
-	// Username and Password authenticate to the broker. The password comes
-	// from a file or a systemd credential; it is never logged.
-	Username, Password string
+	// Conn is the broker, the credentials, TLS and the reconnect cap
+	// (the backoff starts at 250ms and doubles up to Conn's
+	// MaxReconnectInterval, default 30s). Conn.ClientID must be fixed
+	// across restarts: the broker keeps the persistent session (the Home
+	// Assistant status subscription) under it. It must differ from every
+	// other client of the broker, edged's own MQTT source and window output
+	// included. Broker and ClientID are required.
+	Conn mqttconn.Options
 
 	// Prefix is the first topic level; default "edged".
 	Prefix string
@@ -52,9 +49,6 @@ type Options struct {
 	// Discovery configures Home Assistant MQTT discovery.
 	Discovery Discovery
 
-	// MaxReconnectInterval caps the reconnect backoff (which starts at
-	// 250ms and doubles). Default 30s.
-	MaxReconnectInterval time.Duration
 	// DrainTimeout bounds how long a stop keeps delivering queued events
 	// before publishing "offline" and disconnecting. Default 2s.
 	DrainTimeout time.Duration
@@ -81,8 +75,7 @@ type Discovery struct {
 // LogValue lists the options without the password.
 func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("broker", o.Broker), slog.String("client_id", o.ClientID),
-		slog.String("username", o.Username), slog.Bool("password_set", o.Password != ""),
+		slog.Any("conn", o.Conn),
 		slog.String("prefix", o.Prefix), slog.String("device", o.Device),
 		slog.String("state_dir", o.StateDir), slog.Int("queue_limit", o.QueueLimit),
 		slog.Bool("discovery", o.Discovery.Enabled),
@@ -92,15 +85,11 @@ func (o Options) LogValue() slog.Value {
 // Validate reports the first problem with the options, naming the field.
 // Zero values are valid where a default exists.
 func (o Options) Validate() error {
-	if o.Broker == "" {
-		return errors.New("notify: no broker URL")
-	}
-	u, err := url.Parse(o.Broker)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("notify: broker %q is not a URL like tcp://host:1883", o.Broker)
-	}
-	if o.ClientID == "" {
+	if o.Conn.ClientID == "" {
 		return errors.New("notify: a fixed client id is required for a persistent session")
+	}
+	if err := o.Conn.Validate(); err != nil {
+		return err
 	}
 	if o.Device == "" || strings.ContainsAny(o.Device, "/+#\x00") {
 		return fmt.Errorf("notify: device %q must be a non-empty topic level without /, + or #", o.Device)
@@ -111,8 +100,8 @@ func (o Options) Validate() error {
 	if o.QueueLimit < 0 {
 		return fmt.Errorf("notify: queue limit %d is negative", o.QueueLimit)
 	}
-	if o.MaxReconnectInterval < 0 || o.DrainTimeout < 0 {
-		return errors.New("notify: reconnect interval and drain timeout must not be negative")
+	if o.DrainTimeout < 0 {
+		return errors.New("notify: the drain timeout must not be negative")
 	}
 	if d := o.Discovery; d.Enabled {
 		if strings.ContainsAny(d.Prefix, "/+#\x00") {
@@ -136,8 +125,8 @@ func (o Options) withDefaults() Options {
 	if o.QueueLimit == 0 {
 		o.QueueLimit = DefaultQueueLimit
 	}
-	if o.MaxReconnectInterval == 0 {
-		o.MaxReconnectInterval = DefaultMaxReconnectInterval
+	if o.Conn.MaxReconnectInterval == 0 {
+		o.Conn.MaxReconnectInterval = DefaultMaxReconnectInterval
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = DefaultDrainTimeout

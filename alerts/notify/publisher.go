@@ -103,7 +103,7 @@ func (p *Publisher) Publish(e Event) {
 	}
 	if first {
 		p.o.Logger.Warn("alert delivery is behind: queue full, keeping only the latest event per alert until it drains",
-			"limit", p.o.QueueLimit, "queued", queued, "broker", p.o.Broker)
+			"limit", p.o.QueueLimit, "queued", queued, "broker", p.o.Conn.Broker)
 	}
 	p.signal()
 }

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged-io/edged/alerts/hass"
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 const (
@@ -93,16 +94,20 @@ func (p *Publisher) loop(ctx, abort context.Context) {
 		c, lost, err := p.connect(&why)
 		if err != nil {
 			if failures++; failures == 1 {
-				log.Warn("alert delivery: cannot connect to the broker; retrying", "broker", p.o.Broker, "err", err)
+				if hint := mqttconn.Hint(err); hint != "" {
+					log.Error("alert delivery: cannot connect to the broker; retrying", "broker", p.o.Conn.Broker, "err", err, "hint", hint)
+				} else {
+					log.Warn("alert delivery: cannot connect to the broker; retrying", "broker", p.o.Conn.Broker, "err", err)
+				}
 			} else {
-				log.Debug("alert delivery: connection attempt failed", "broker", p.o.Broker, "attempt", failures, "err", err)
+				log.Debug("alert delivery: connection attempt failed", "broker", p.o.Conn.Broker, "attempt", failures, "err", err)
 			}
 			p.sleep(ctx, &delay)
 			continue
 		}
 		failures = 0
 		p.connected.Store(true)
-		log.Info("alert delivery: connected", "broker", p.o.Broker, "client_id", p.o.ClientID)
+		log.Info("alert delivery: connected", "broker", p.o.Conn.Broker, "client_id", p.o.Conn.ClientID)
 		start := time.Now()
 		err = p.session(ctx, abort, c, lost)
 		if ctx.Err() != nil {
@@ -115,7 +120,7 @@ func (p *Publisher) loop(ctx, abort context.Context) {
 		if errors.Is(err, errLost) && why != nil {
 			err = fmt.Errorf("%w: %w", err, why)
 		}
-		log.Warn("alert delivery: connection failed; reconnecting", "broker", p.o.Broker, "err", err, "queued", p.Stats().Queued)
+		log.Warn("alert delivery: connection failed; reconnecting", "broker", p.o.Conn.Broker, "err", err, "queued", p.Stats().Queued)
 		if time.Since(start) >= stableAfter {
 			delay = minBackoff
 		}
@@ -127,7 +132,7 @@ func (p *Publisher) loop(ctx, abort context.Context) {
 // the maximum.
 func (p *Publisher) sleep(ctx context.Context, delay *time.Duration) {
 	d := *delay + rand.N(*delay/4+1)
-	*delay = min(2*(*delay), max(p.o.MaxReconnectInterval, minBackoff))
+	*delay = min(2*(*delay), max(p.o.Conn.MaxReconnectInterval, minBackoff))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -141,11 +146,8 @@ func (p *Publisher) sleep(ctx context.Context, delay *time.Duration) {
 func (p *Publisher) connect(why *error) (c mqtt.Client, lost <-chan struct{}, err error) {
 	lostc := make(chan struct{})
 	var once sync.Once
-	o := mqtt.NewClientOptions().
-		AddBroker(p.o.Broker).
-		SetClientID(p.o.ClientID).
-		SetUsername(p.o.Username).
-		SetPassword(p.o.Password).
+	// No logger: loop reports every attempt's error itself.
+	o := p.o.Conn.ClientOptions(nil).
 		SetCleanSession(false).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).

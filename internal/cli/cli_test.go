@@ -145,6 +145,36 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckEveryExampleConfig: `edged check` accepts each edged config
+// in configs/ (reconcile*.yaml belong to edged-reconcile).
+func TestCheckEveryExampleConfig(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "reconcile") {
+			continue
+		}
+		if code, _, errOut := run(t, "check", "-c", f); code != ExitOK {
+			t.Errorf("check %s: %d %s", f, code, errOut)
+		}
+	}
+}
+
+// TestCheckReadsTLSFiles: `edged check` parses mqtt.tls's files, as the
+// daemon's start does, and names the line, key and file of a bad one.
+func TestCheckReadsTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	os.WriteFile(notPEM, []byte("hello\n"), 0o644)
+	cfg := filepath.Join(dir, "edged.yaml")
+	os.WriteFile(cfg, []byte("device: pi\nmqtt:\n  broker: ssl://broker:8883\n  tls:\n    ca_file: "+notPEM+"\n"), 0o644)
+	for _, args := range [][]string{{"check", "-c", cfg}, {"check", "-c", cfg, "--print"}} {
+		code, _, errOut := run(t, args...)
+		if want := cfg + ":5: mqtt.tls.ca_file: " + notPEM + " holds no PEM certificate"; code != ExitFailure || !strings.Contains(errOut, want) {
+			t.Errorf("%v: %d %q; want %q", args, code, errOut, want)
+		}
+	}
+}
+
 func TestDumpDecodesReadings(t *testing.T) {
 	dir := t.TempDir()
 	l, err := wal.Open(wal.Options{Dir: walDir(dir)})

@@ -56,6 +56,12 @@ func runCheck(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The TLS files are read and parsed now, as the daemon will at start
+	// (the password and token files are not: they may be systemd
+	// credentials only the service sees).
+	if _, err := cfg.MQTTTLSConfig(); err != nil {
+		return err
+	}
 	if *print {
 		fmt.Fprint(stdout, cfg.Redacted())
 		return nil

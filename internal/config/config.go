@@ -70,7 +70,7 @@ type HTTP struct {
 	// requires TokenFile.
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token clients must send (not the token itself).
-	TokenFile string `yaml:"token_file"`
+	TokenFile string `yaml:"token_file,omitempty"`
 	// Pprof serves Go's profiler under /debug/pprof/ (behind the token, if any).
 	Pprof bool `yaml:"pprof"`
 }
@@ -86,7 +86,15 @@ type MQTT struct {
 	ClientID string `yaml:"client_id"`
 	Username string `yaml:"username"`
 	// PasswordFile holds the password (or use a systemd credential).
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+	// TLS configures TLS to an ssl://, tls://, mqtts:// or wss:// broker:
+	// the CA to trust and a client certificate. Without it such a broker
+	// is verified against the system's roots.
+	TLS MQTTTLS `yaml:"tls,omitempty"`
+	// ReconnectMax caps the reconnect backoff of edged's MQTT clients
+	// (ingest, window output, alerts): after a long outage, the broker's
+	// return is noticed within this long. Default 10s.
+	ReconnectMax Duration `yaml:"reconnect_max"`
 	// Prefix is the first topic level of everything edged publishes
 	// (<prefix>/<device>/…). Default "edged".
 	Prefix string `yaml:"prefix"`
@@ -219,11 +227,15 @@ type Ship struct {
 	Bucket string `yaml:"bucket"`
 	// TokenFile holds the API token (1.8: "user:password"), or names a
 	// systemd credential.
-	TokenFile string `yaml:"token_file"`
+	TokenFile string `yaml:"token_file,omitempty"`
 	// BatchSize is the most points per write. Default 5000.
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval ships a partial batch after this long. Default 1s.
 	FlushInterval Duration `yaml:"flush_interval"`
+	// BackoffMax caps the backoff between retries while the server is
+	// unreachable or failing: after a long outage, shipping resumes within
+	// this long of its return. Default 30s.
+	BackoffMax Duration `yaml:"backoff_max"`
 }
 
 // Default returns the embedded defaults (what `make run` uses).
@@ -267,6 +279,9 @@ func (c *Config) applyDefaults() {
 	def(&c.MQTT.EmbeddedListen, "127.0.0.1:1883")
 	def(&c.MQTT.ClientID, "edged-"+c.Device)
 	def(&c.MQTT.Prefix, "edged")
+	if c.lines["mqtt.reconnect_max"] == 0 { // absent; an explicit 0 is refused by Validate
+		c.MQTT.ReconnectMax = Duration(10 * time.Second)
+	}
 	for i := range c.MQTT.Subscriptions {
 		if c.MQTT.Subscriptions[i].QoS == nil {
 			one := 1
@@ -303,6 +318,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Ship.FlushInterval == 0 {
 		c.Ship.FlushInterval = Duration(time.Second)
+	}
+	if c.lines["ship.backoff_max"] == 0 {
+		c.Ship.BackoffMax = Duration(30 * time.Second)
 	}
 	if c.Aggregate.IdleAfter == 0 {
 		c.Aggregate.IdleAfter = Duration(30 * time.Second)
@@ -422,8 +440,12 @@ func (c *Config) Validate() error {
 	if c.MQTT.Broker != "" && !hasScheme(c.MQTT.Broker, "tcp://", "ssl://", "tls://", "mqtt://", "mqtts://", "ws://", "wss://") {
 		add("mqtt.broker", "%q needs a scheme: tcp://host:1883 or ssl://host:8883", c.MQTT.Broker)
 	}
+	c.validateMQTTTLS(add)
 	if c.MQTT.Prefix == "" || strings.ContainsAny(c.MQTT.Prefix, "#+") {
 		add("mqtt.prefix", "%q must be non-empty without # or +", c.MQTT.Prefix)
+	}
+	if d := time.Duration(c.MQTT.ReconnectMax); d < 100*time.Millisecond || d > time.Hour {
+		add("mqtt.reconnect_max", "%v is outside 100ms..1h", d)
 	}
 	if _, _, err := net.SplitHostPort(c.MQTT.EmbeddedListen); err != nil {
 		add("mqtt.embedded_listen", "%q is not host:port", c.MQTT.EmbeddedListen)
@@ -508,7 +530,7 @@ func (c *Config) Validate() error {
 		if c.Ship.Bucket == "" {
 			add("ship.bucket", "is required with ship.url (1.8: \"database/retention-policy\")")
 		}
-		if c.Ship.TokenFile == "" {
+		if c.Ship.TokenFile == "" && c.lines["ship.token_file"] == 0 { // an empty one is reported below
 			add("ship.token_file", "is required with ship.url: a file (or systemd credential) holding the token")
 		}
 	}
@@ -517,6 +539,19 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Ship.FlushInterval) < 10*time.Millisecond {
 		add("ship.flush_interval", "%v is below 10ms", time.Duration(c.Ship.FlushInterval))
+	}
+	// The first retry waits up to 1s (the shipper's BackoffMin): a smaller
+	// cap would mean nothing.
+	if d := time.Duration(c.Ship.BackoffMax); d < time.Second || d > time.Hour {
+		add("ship.backoff_max", "%v is outside 1s..1h", d)
+	}
+	// A secret key present but empty is a mistake, not "no secret": for
+	// http.token_file it would leave the API open.
+	for _, k := range []struct{ key, file string }{{"http.token_file", c.HTTP.TokenFile},
+		{"mqtt.password_file", c.MQTT.PasswordFile}, {"ship.token_file", c.Ship.TokenFile}} {
+		if k.file == "" && c.lines[k.key] > 0 {
+			add(k.key, "is empty: name the file (or systemd credential) that holds the secret, or remove the key")
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -535,20 +570,37 @@ func (c *Config) Path() string { return c.path }
 
 // Secret reads a secret from a file named by the config. A name without a
 // slash is looked up among systemd credentials ($CREDENTIALS_DIRECTORY)
-// first. The value is trimmed of surrounding whitespace and never logged.
+// first. The value is trimmed of surrounding whitespace and never logged
+// nor put in an error. An empty name means no secret ("", nil); a file
+// that holds nothing but whitespace is an error, not an empty secret (an
+// empty http token would leave the API open).
 func Secret(name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
-	path := name
-	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && !strings.ContainsRune(name, '/') {
-		path = filepath.Join(dir, name)
-	}
+	path := secretPath(name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("config: read secret %s: %w", name, err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		where := name
+		if path != name {
+			where += " (" + path + ")"
+		}
+		return "", fmt.Errorf("config: secret %s is empty: write the secret into it, or remove the config key that names it", where)
+	}
+	return s, nil
+}
+
+// secretPath is where the secret file name is read from: a name without a
+// slash is a systemd credential when $CREDENTIALS_DIRECTORY is set.
+func secretPath(name string) string {
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && !strings.ContainsRune(name, '/') {
+		return filepath.Join(dir, name)
+	}
+	return name
 }
 
 // Duration is a time.Duration written as "5s", "1m30s" in YAML.

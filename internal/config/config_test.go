@@ -99,12 +99,55 @@ func TestBadConfigs(t *testing.T) {
 		{"rule quantile not computed", "alerts:\n  rules:\n    - {name: hot, series: t, window: 1m, aggregate: p90, above: 1}\n", "add 0.9 to aggregate.quantiles"},
 		{"rule bad duration", "alerts:\n  rules:\n    - name: hot\n      series: t\n      for: soon\n", `x.yaml:5: "soon" is not a duration`},
 		{"prefix wildcard", "mqtt:\n  prefix: a/#\n", "x.yaml:2: mqtt.prefix"},
+		{"reconnect_max zero", "mqtt:\n  reconnect_max: 0s\n", "x.yaml:2: mqtt.reconnect_max: 0s is outside 100ms..1h"},
+		{"reconnect_max negative", "mqtt:\n  reconnect_max: -5s\n", "x.yaml:2: mqtt.reconnect_max: -5s is outside"},
+		{"reconnect_max too long", "mqtt:\n  reconnect_max: 2h\n", "x.yaml:2: mqtt.reconnect_max: 2h0m0s is outside"},
+		{"reconnect_max not a duration", "mqtt:\n  reconnect_max: 10\n", `x.yaml:2: "10" is not a duration`},
+		{"backoff_max zero", "ship:\n  backoff_max: 0s\n", "x.yaml:2: ship.backoff_max: 0s is outside 1s..1h"},
+		{"backoff_max below the first retry", "ship:\n  backoff_max: 500ms\n", "x.yaml:2: ship.backoff_max: 500ms is outside"},
+		{"backoff_max too long", "ship:\n  backoff_max: 24h\n", "x.yaml:2: ship.backoff_max: 24h0m0s is outside"},
+		{"empty http token file", "http:\n  token_file: \"\"\n", "x.yaml:2: http.token_file: is empty"},
+		{"empty mqtt password file", "mqtt:\n  password_file: \"\"\n", "x.yaml:2: mqtt.password_file: is empty"},
+		{"empty ship token file", "ship:\n  url: http://central:8086\n  bucket: b\n  token_file:\n", "x.yaml:4: ship.token_file: is empty"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("x.yaml", []byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestBackoffCaps: mqtt.reconnect_max and ship.backoff_max default to 10s
+// and 30s, take any value within their bounds, and show in --print.
+func TestBackoffCaps(t *testing.T) {
+	c, err := Parse("x.yaml", []byte("device: pi\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(c.MQTT.ReconnectMax); got != 10*time.Second {
+		t.Errorf("mqtt.reconnect_max default %v, want 10s", got)
+	}
+	if got := time.Duration(c.Ship.BackoffMax); got != 30*time.Second {
+		t.Errorf("ship.backoff_max default %v, want 30s", got)
+	}
+	if d := Default(); time.Duration(d.MQTT.ReconnectMax) != 10*time.Second || time.Duration(d.Ship.BackoffMax) != 30*time.Second {
+		t.Errorf("embedded defaults: reconnect_max %v, backoff_max %v", time.Duration(d.MQTT.ReconnectMax), time.Duration(d.Ship.BackoffMax))
+	}
+	c, err = Parse("x.yaml", []byte("mqtt: {reconnect_max: 250ms}\nship: {backoff_max: 1h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.MQTT.ReconnectMax) != 250*time.Millisecond || time.Duration(c.Ship.BackoffMax) != time.Hour {
+		t.Errorf("parsed reconnect_max %v, backoff_max %v", time.Duration(c.MQTT.ReconnectMax), time.Duration(c.Ship.BackoffMax))
+	}
+	if r := c.Redacted(); !strings.Contains(r, "reconnect_max: 250ms") || !strings.Contains(r, "backoff_max: 1h0m0s") {
+		t.Errorf("rendering lacks the caps:\n%s", r)
+	}
+	// What --print shows parses again: unset secret keys are left out, not
+	// printed empty (which would now be refused).
+	if _, err := Parse("printed.yaml", []byte(c.Redacted())); err != nil {
+		t.Errorf("the rendering does not parse: %v", err)
 	}
 }
 
@@ -120,6 +163,30 @@ func TestSecretFromFileOrCredential(t *testing.T) {
 	}
 	if _, err := Secret("missing"); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("missing secret: %v", err)
+	}
+	if s, err := Secret(""); err != nil || s != "" {
+		t.Fatalf("no secret configured: %q %v", s, err)
+	}
+}
+
+// TestEmptySecretIsAnError: a secret file that holds nothing (or only
+// whitespace) is refused with its name, never read as an empty secret.
+func TestEmptySecretIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"empty": "", "blank": " \n\t\n"} {
+		os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600)
+		s, err := Secret(filepath.Join(dir, name))
+		if err == nil || s != "" {
+			t.Fatalf("%s file: %q %v, want an error", name, s, err)
+		}
+		if want := filepath.Join(dir, name) + " is empty"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s file: %v, want it to say %q", name, err, want)
+		}
+		t.Setenv("CREDENTIALS_DIRECTORY", dir)
+		if _, err := Secret(name); err == nil || !strings.Contains(err.Error(), "secret "+name+" ("+filepath.Join(dir, name)+") is empty") {
+			t.Errorf("%s credential: %v", name, err)
+		}
+		t.Setenv("CREDENTIALS_DIRECTORY", "")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/edged-io/edged/alerts"
 	"github.com/edged-io/edged/alerts/hass"
 	"github.com/edged-io/edged/alerts/notify"
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 // alerting runs the alert engine inside the aggregator's stream (so its
@@ -36,7 +37,7 @@ type alerting struct {
 // buildAlerting builds the engine (when there are rules) and the
 // publisher (when there are rules or discovery is on: it also owns the
 // device's status topic).
-func (d *Daemon) buildAlerting(password string) (*alerting, error) {
+func (d *Daemon) buildAlerting(conn mqttconn.Options) (*alerting, error) {
 	c := d.cfg
 	discovery := c.DiscoveryEnabled() && c.Aggregate.Output.Enabled
 	if len(c.Alerts.Rules) == 0 && !discovery {
@@ -54,24 +55,31 @@ func (d *Daemon) buildAlerting(password string) (*alerting, error) {
 		}
 		a.engine = eng
 	}
-	version := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	pub, err := notify.New(notify.Options{
-		Broker: d.brokerURL(), ClientID: c.MQTT.ClientID + "-alerts", Username: c.MQTT.Username, Password: password,
-		Prefix: c.MQTT.Prefix, Device: c.Device, StateDir: filepath.Join(c.DataDir, "alerts"), QueueLimit: c.Alerts.QueueLimit,
-		Discovery: notify.Discovery{Enabled: c.DiscoveryEnabled(), Prefix: c.Alerts.HomeAssistant.DiscoveryPrefix,
-			StatusTopic: c.Alerts.HomeAssistant.StatusTopic,
-			Device:      hass.Device{ID: c.Device, Name: c.Device, Model: "edged", SWVersion: version}},
-		Logger: d.logger.With("component", "alerts"),
-	})
+	pub, err := notify.New(d.notifyOptions(conn))
 	if err != nil {
 		return nil, err
 	}
 	a.pub = pub
 	a.emitFn = func(e alerts.Event) { pub.Publish(notify.Event(e)) }
 	return a, nil
+}
+
+// notifyOptions are the alert publisher's options.
+func (d *Daemon) notifyOptions(conn mqttconn.Options) notify.Options {
+	c := d.cfg
+	conn.ClientID = c.MQTT.ClientID + "-alerts"
+	version := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	return notify.Options{
+		Conn:   conn,
+		Prefix: c.MQTT.Prefix, Device: c.Device, StateDir: filepath.Join(c.DataDir, "alerts"), QueueLimit: c.Alerts.QueueLimit,
+		Discovery: notify.Discovery{Enabled: c.DiscoveryEnabled(), Prefix: c.Alerts.HomeAssistant.DiscoveryPrefix,
+			StatusTopic: c.Alerts.HomeAssistant.StatusTopic,
+			Device:      hass.Device{ID: c.Device, Name: c.Device, Model: "edged", SWVersion: version}},
+		Logger: d.logger.With("component", "alerts"),
+	}
 }
 
 // window is called for every window the aggregator emits.

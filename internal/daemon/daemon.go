@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,9 @@ type Daemon struct {
 	// drivers give their series.
 	deviceClass map[string]string
 	clock       *clockState
+	// now is the daemon's wall clock: time.Now, or the test clock (see
+	// TestClockEnv).
+	now func() time.Time
 	// failedSources counts local sources that stopped with an error.
 	failedSources atomic.Int64
 
@@ -84,9 +88,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Daemon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	now, synced := daemonClock(logger)
 	d := &Daemon{cfg: cfg, logger: logger, started: time.Now(), deviceClass: map[string]string{},
-		clock: newClockState(cfg.Clock.RequireSync)}
-	if d.clock.unsynced.Load() {
+		clock: newClockState(cfg.Clock.RequireSync, synced, now, logger.With("component", "clock")), now: now}
+	if d.clock.kernelUnsynced.Load() {
 		logger.Warn("the system clock is not synchronised (no NTP yet?): readings stamped with it are flagged untrusted until it is (clock.require_sync)")
 	}
 	policy, _ := wal.ParseSyncPolicy(cfg.WAL.Fsync)
@@ -155,14 +160,14 @@ func (d *Daemon) buildSources() error {
 	c := d.cfg
 	if c.Sensors.Sim.Enabled {
 		sim, err := sensors.NewSim(sensors.SimConfig{Series: c.Sensors.Sim.Series, Interval: time.Duration(c.Sensors.Sim.Interval),
-			Seed: c.Sensors.Sim.Seed}, c.Device, nil)
+			Seed: c.Sensors.Sim.Seed}, c.Device, d.now)
 		if err != nil {
 			return err
 		}
 		d.sources = append(d.sources, namedSource{name: "sim", src: sim})
 	}
 	if c.Sensors.Thermal.Enabled {
-		th, err := sensors.NewThermal(sensors.ThermalConfig{Interval: time.Duration(c.Sensors.Thermal.Interval)}, c.Device, nil)
+		th, err := sensors.NewThermal(sensors.ThermalConfig{Interval: time.Duration(c.Sensors.Thermal.Interval)}, c.Device, d.now)
 		if err != nil {
 			d.logger.Warn("thermal sensor not started", "err", err)
 		} else {
@@ -175,13 +180,12 @@ func (d *Daemon) buildSources() error {
 	if c.MQTT.Broker == "" {
 		d.broker = newEmbedded(c.MQTT.EmbeddedListen, d.logger)
 	}
-	broker := d.brokerURL()
 	if len(c.MQTT.Subscriptions) > 0 {
 		subs, err := buildSubscriptions(c)
 		if err != nil {
 			return err
 		}
-		password, err := config.Secret(c.MQTT.PasswordFile)
+		conn, err := d.mqttConn()
 		if err != nil {
 			return err
 		}
@@ -190,8 +194,7 @@ func (d *Daemon) buildSources() error {
 			return err
 		}
 		d.dead = dead
-		m, err := sensors.NewMQTT(sensors.MQTTOptions{Broker: broker, ClientID: c.MQTT.ClientID, Username: c.MQTT.Username,
-			Password: password, Subscriptions: subs, Rejects: dead, Logger: d.logger.With("component", "mqtt")})
+		m, err := sensors.NewMQTT(d.mqttSourceOptions(conn, subs, dead))
 		if err != nil {
 			return err
 		}
@@ -233,19 +236,18 @@ func (d *Daemon) buildAggregation() error {
 	}
 	d.views, d.viewLock = views, lock
 	d.versions = newVersions(lay.Views(), c.Aggregate.View, views, sizes)
-	password, err := config.Secret(c.MQTT.PasswordFile)
+	conn, err := d.mqttConn()
 	if err != nil {
 		d.closeViews()
 		return err
 	}
-	if d.alerts, err = d.buildAlerting(password); err != nil {
+	if d.alerts, err = d.buildAlerting(conn); err != nil {
 		d.closeViews()
 		return err
 	}
 	var emits []func(*aggregate.Window)
 	if o := c.Aggregate.Output; o.Enabled {
-		d.out, err = mqttout.New(mqttout.Options{Broker: d.brokerURL(), ClientID: c.MQTT.ClientID + "-out",
-			Username: c.MQTT.Username, Password: password, Logger: d.logger.With("component", "mqtt-output")})
+		d.out, err = mqttout.New(d.windowOutputOptions(conn))
 		if err != nil {
 			d.closeViews()
 			return err
@@ -317,7 +319,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return
 		}
 		errOnce.Do(func() {
-			firstErr = fmt.Errorf("%s: %w", name, err)
+			firstErr = componentError(name, err)
 			close(failed)
 		})
 	}
@@ -370,10 +372,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	aggWG.Go(func() { fail("aggregator", d.stream.Run(aggCtx)) })
 
 	srcCtx, stopSources, srcWG := stage()
-	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second, d.clock}.Run(srcCtx)) })
+	srcWG.Go(func() { fail("ticker", ticker{d.log, time.Second, d.clock, d.now}.Run(srcCtx)) })
 	for _, s := range d.sources {
 		srcWG.Go(func() {
-			err := s.src.Run(srcCtx, sensors.LogSink{Log: d.log, Unsynced: &d.clock.unsynced})
+			err := s.src.Run(srcCtx, sensors.LogSink{Log: d.log, Unsynced: d.clock.Unsynced})
 			if s.local && err != nil && srcCtx.Err() == nil && d.log.Err() == nil {
 				// A sensor that is not there, or broke, does not stop the others.
 				d.failedSources.Add(1)
@@ -386,9 +388,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.ready.Store(true)
 	d.logger.Info("edged running", "device", d.cfg.Device, "http", d.Addr(), "sources", len(d.sources),
 		"startup", time.Since(d.started).Round(time.Millisecond))
-	// systemd (Type=notify): ready now; the watchdog is fed only while the
-	// log keeps growing (the ticker appends every second) without error.
-	sdnotify.Ready()
+	// systemd (Type=notify): ready when /readyz is (see awaitSubscribed);
+	// the watchdog is fed only while the log keeps growing (the ticker
+	// appends every second) without error.
+	if d.awaitSubscribed(ctx, failed) {
+		sdnotify.Ready()
+	}
 	sdCtx, stopWatchdog := context.WithCancel(context.Background())
 	sdWG := &sync.WaitGroup{}
 	var lastLSN uint64
@@ -453,4 +458,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.http.Shutdown(shutCtx)
 	httpWG.Wait()
 	return firstErr
+}
+
+// componentError names the component whose failure stops the daemon,
+// unless the error names it already: the log's errors start with "wal: ",
+// the sim sensor's with "sim: ", so "wal: wal: log failed" and "sensor
+// sim: sim: …" would repeat themselves.
+func componentError(name string, err error) error {
+	qualifier, short := "", name
+	if i := strings.LastIndexByte(name, ' '); i >= 0 {
+		qualifier, short = name[:i+1], name[i+1:]
+	}
+	if !strings.HasPrefix(err.Error(), short+": ") {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if qualifier == "" {
+		return err
+	}
+	return fmt.Errorf("%s%w", qualifier, err)
 }

@@ -122,6 +122,11 @@ func TestDaemonRunsSimIntoTheLogAndServesHTTP(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "edged_aggregate_windows_total") || !strings.Contains(body, "edged_wal_appends_total") || strings.Contains(body, "edged_wal_appends_total 0\n") {
 		t.Fatalf("metrics: %d\n%s", code, body)
 	}
+	for _, m := range []string{"edged_view_lanes ", "edged_view_damaged 0\n", "edged_view_write_errors_total 0\n"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %q:\n%s", m, grepLines(body, "edged_view"))
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -418,4 +423,15 @@ func TestDaemonRequireSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("kernel clock synchronised: %v", synced)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -58,6 +58,20 @@ func newMetrics(d *Daemon) *metrics {
 				func() float64 { return float64(st.Stats().Amendments) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_aggregate_checkpoint_lsn", Help: "LSN of the last aggregator checkpoint."},
 				func() float64 { return float64(st.Stats().CheckpointLSN) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_view_write_errors_total", Help: "Failed writes or syncs of the local views (retried; checkpoints wait)."},
+				func() float64 { return float64(st.Stats().ViewErrors) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edged_view_dropped_windows_total", Help: "Window rows the local views gave up on after failing too long (they are in the estimates log)."},
+				func() float64 { return float64(st.Stats().ViewDropped) }),
+		)
+	}
+	if v := d.views; v != nil {
+		r.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_view_lanes", Help: "tstorage databases of the local views (one per window size and event-time front)."},
+				func() float64 { return float64(v.Stats().Lanes) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_view_side_rows", Help: "Windows in the views' side store (amended, or no lane took them)."},
+				func() float64 { return float64(v.Stats().SideRows) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_view_damaged", Help: "Parts of the views set aside at start (then recomputed from the log)."},
+				func() float64 { return float64(len(v.Damaged())) }),
 		)
 	}
 	if a := d.alerts; a != nil {
@@ -79,9 +93,16 @@ func newMetrics(d *Daemon) *metrics {
 	if d.shipper != nil {
 		r.MustRegister(shipCollector{d.shipper})
 	}
-	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_clock_synced", Help: "1 while the kernel reports the system clock synchronised (adjtimex)."},
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_clock_synced", Help: "1 while the kernel reports the system clock synchronised (adjtimex; the test clock when EDGED_TEST_CLOCK_FILE is set)."},
 		func() float64 {
-			if clockSynced() {
+			if d.clock.synced() {
+				return 1
+			}
+			return 0
+		}))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edged_clock_stepped_ahead", Help: "1 while the clock is suspect of a step ahead taken while synchronised (clock.require_sync): readings it stamps are flagged clock_unsynced."},
+		func() float64 {
+			if d.clock.SteppedAhead() {
 				return 1
 			}
 			return 0

@@ -39,12 +39,21 @@ func (d *Daemon) buildShipper(aggOpts aggregate.Options) error {
 	if err != nil {
 		return err
 	}
+	o := d.shipOptions(token)
+	o.Alpha, o.Untrusted = rule.Options().RelativeAccuracy, rule.Untrusted
+	d.shipper, err = ship.New(o)
+	return err
+}
+
+// shipOptions are the shipper's options but the clock rule's.
+func (d *Daemon) shipOptions(token string) ship.Options {
+	c := d.cfg
 	logger := d.logger.With("component", "ship")
-	d.shipper, err = ship.New(ship.Options{
+	return ship.Options{
 		URL: c.Ship.URL, Token: token, Org: c.Ship.Org, Bucket: c.Ship.Bucket, Device: c.Device,
 		Readings: d.log, Estimates: d.estimates,
 		BatchSize: c.Ship.BatchSize, FlushInterval: time.Duration(c.Ship.FlushInterval),
-		Alpha: rule.Options().RelativeAccuracy, Untrusted: rule.Untrusted,
+		BackoffMax: time.Duration(c.Ship.BackoffMax),
 		Quarantine: filepath.Join(c.DataDir, "ship-quarantine"),
 		Alert: func(reason string) {
 			if reason != "" {
@@ -54,6 +63,5 @@ func (d *Daemon) buildShipper(aggOpts aggregate.Options) error {
 			}
 		},
 		Logger: logger,
-	})
-	return err
+	}
 }

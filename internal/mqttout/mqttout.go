@@ -6,12 +6,13 @@ package mqttout
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edged-io/edged/internal/mqttconn"
 )
 
 // Message is one outgoing publication.
@@ -24,8 +25,8 @@ type Message struct {
 
 // Options configure a Publisher.
 type Options struct {
-	Broker, ClientID   string
-	Username, Password string
+	// Conn is the broker, the credentials, TLS and the reconnect cap.
+	Conn mqttconn.Options
 	// Queue bounds messages waiting to be sent. Default 10,000.
 	Queue  int
 	Logger *slog.Logger
@@ -42,8 +43,8 @@ type Publisher struct {
 
 // New returns a publisher; it does not connect until Run.
 func New(o Options) (*Publisher, error) {
-	if o.Broker == "" || o.ClientID == "" {
-		return nil, errors.New("mqttout: broker and client id are required")
+	if err := o.Conn.Validate(); err != nil {
+		return nil, err
 	}
 	if o.Queue == 0 {
 		o.Queue = 10_000
@@ -80,18 +81,25 @@ func (p *Publisher) Stats() Stats {
 
 // Run connects (retrying) and sends until ctx ends.
 func (p *Publisher) Run(ctx context.Context) error {
-	o := mqtt.NewClientOptions().AddBroker(p.o.Broker).SetClientID(p.o.ClientID).
-		SetUsername(p.o.Username).SetPassword(p.o.Password).
+	// The logger gets failed connection attempts: paho retries them quietly.
+	o := p.o.Conn.ClientOptions(p.o.Logger).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(30 * time.Second).
 		SetOnConnectHandler(func(mqtt.Client) { p.connected.Store(true) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			p.connected.Store(false)
-			p.o.Logger.Warn("mqtt output: connection lost; reconnecting", "broker", p.o.Broker, "err", err)
+			p.o.Logger.Warn("mqtt output: connection lost; reconnecting", "broker", p.o.Conn.Broker, "err", err)
 		})
 	c := mqtt.NewClient(o)
-	c.Connect()
+	first := c.Connect() // completes once connected: ConnectRetry keeps trying
 	defer func() { c.Disconnect(250); p.connected.Store(false) }()
+	// Messages wait in the queue until the first connection: paho would
+	// keep one published before it in its store, which the clean session's
+	// connect empties, and its token would never complete.
+	select {
+	case <-first.Done():
+	case <-ctx.Done():
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():

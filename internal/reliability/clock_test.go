@@ -19,9 +19,8 @@ type clockReading struct {
 }
 
 // clockScenario builds, per series, the readings in arrival order, all
-// stamped by the device (payload timestamps; the daemon's own clock is the
-// wall clock, see RELIABILITY.md for the hook that would let a test move
-// it):
+// stamped by the device (payload timestamps; TestClockJumpsDaemonClock moves
+// the daemon's own clock instead):
 //
 //	c0  +1 h: 200 readings, then 50 stamped an hour ahead (the device's
 //	    clock jumped forward), then 200 back on time (it was corrected);

@@ -2,7 +2,8 @@
 // edged binary, the real mosquitto and the real InfluxDB (internal/
 // servicetest), a load generator, a verifier, and the faults — kill -9,
 // power cuts, a full disk, broker restarts and kills, network partitions,
-// an InfluxDB outage, clock jumps, malformed input at volume. The figures
+// an InfluxDB outage, clock jumps (devices' clocks, and edged's own through
+// its test clock, EDGED_TEST_CLOCK_FILE), malformed input at volume. The figures
 // and the reasoning behind each harness are in RELIABILITY.md at the
 // repository root.
 //

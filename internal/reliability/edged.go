@@ -56,6 +56,13 @@ type Config struct {
 	SimInterval time.Duration
 	// Extra YAML appended at the top level (alerts, …).
 	Extra string
+	// MQTT is YAML added under mqtt: (username, password_file, tls, …),
+	// one key per line.
+	MQTT string
+	// HTTPTokenFile, when set, makes the API require its bearer token.
+	HTTPTokenFile string
+	// LogLevel is edged's log_level (default info).
+	LogLevel string
 }
 
 // Write renders the configuration into dir/edged.yaml.
@@ -91,21 +98,33 @@ func (c Config) Write(t testing.TB, dir string) string {
 		shipYAML = fmt.Sprintf("ship: {url: %q, bucket: %q, token_file: %q, flush_interval: 100ms, batch_size: 5000}\n",
 			c.ShipURL, c.ShipBucket, c.ShipTokenFile)
 	}
+	level := c.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	token := ""
+	if c.HTTPTokenFile != "" {
+		token = fmt.Sprintf(", token_file: %q", c.HTTPTokenFile)
+	}
+	mqttExtra := ""
+	if c.MQTT != "" {
+		mqttExtra = indent(c.MQTT, "  ") + "\n"
+	}
 	cfg := fmt.Sprintf(`device: %s
 data_dir: %s
-log_level: info
-http: {listen: "127.0.0.1:%d"}
+log_level: %s
+http: {listen: "127.0.0.1:%d"%s}
 wal: {fsync: %s, fsync_interval: %s%s}
 mqtt:
   broker: %s
   client_id: edged-%s
-  subscriptions:%s
+%s  subscriptions:%s
 sensors:
   sim: %s
   thermal: {enabled: false}
 aggregate: {windows: [1s, 10s], lateness: 2s, idle_after: 1h}
 %s%s
-`, c.Device, c.DataDir, c.HTTPPort, fsync, fi, seg, c.Broker, c.Device, subs, sim, shipYAML, c.Extra)
+`, c.Device, c.DataDir, level, c.HTTPPort, token, fsync, fi, seg, c.Broker, c.Device, mqttExtra, subs, sim, shipYAML, c.Extra)
 	path := filepath.Join(dir, "edged.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -140,10 +159,12 @@ var apiClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transpor
 // StartEdged starts edged with the configuration and returns at once: see
 // WaitReady. Its output is appended to the config's .log file, which is
 // printed (tail) if the test fails. The process dies with the test binary
-// (parent-death signal) and is killed when the test ends.
-func StartEdged(t testing.TB, bin, cfgPath string, httpPort int) *Edged {
+// (parent-death signal) and is killed when the test ends. env adds
+// variables (KEY=value) to the test's environment, such as the test clock
+// (EDGED_TEST_CLOCK_FILE).
+func StartEdged(t testing.TB, bin, cfgPath string, httpPort int, env ...string) *Edged {
 	t.Helper()
-	e, err := startEdged(bin, cfgPath, httpPort)
+	e, err := startEdged(bin, cfgPath, httpPort, env...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +177,7 @@ func StartEdged(t testing.TB, bin, cfgPath string, httpPort int) *Edged {
 	return e
 }
 
-func startEdged(bin, cfgPath string, httpPort int) (*Edged, error) {
+func startEdged(bin, cfgPath string, httpPort int, env ...string) (*Edged, error) {
 	e := &Edged{Bin: bin, ConfigPath: cfgPath, LogPath: cfgPath + ".log",
 		Base: fmt.Sprintf("http://127.0.0.1:%d", httpPort), done: make(chan struct{})}
 	f, err := os.OpenFile(e.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -167,6 +188,9 @@ func startEdged(bin, cfgPath string, httpPort int) (*Edged, error) {
 	fmt.Fprintf(f, "--- reliability: start %s ---\n", time.Now().Format(time.RFC3339Nano))
 	e.cmd = exec.Command(bin, "run", "-c", cfgPath)
 	e.cmd.Stdout, e.cmd.Stderr = f, f
+	if len(env) > 0 {
+		e.cmd.Env = append(os.Environ(), env...)
+	}
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	e.Started = time.Now()
 	if err := e.cmd.Start(); err != nil {

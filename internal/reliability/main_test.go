@@ -83,6 +83,8 @@ type env struct {
 	cfgPath string
 	// subscribed: edged's persistent session holds its subscriptions.
 	subscribed bool
+	// edgedEnv is added to edged's environment (KEY=value).
+	edgedEnv []string
 }
 
 type envOptions struct {
@@ -128,7 +130,7 @@ func (e *env) start() *Edged {
 	if e.cfgPath == "" {
 		e.write()
 	}
-	d := StartEdged(e.t, edgedBin, e.cfgPath, e.port)
+	d := StartEdged(e.t, edgedBin, e.cfgPath, e.port, e.edgedEnv...)
 	d.WaitReady(e.t, 20*time.Second)
 	if !e.subscribed {
 		e.waitSubscribed()
