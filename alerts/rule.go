@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/edged-io/edged/internal/yamltype"
 )
 
 // Rule is one alert rule as written in the config file. Exactly one of
@@ -60,26 +60,7 @@ type Rule struct {
 
 // Duration is a time.Duration written in YAML as a Go duration string
 // ("30s", "5m", "1h30m").
-type Duration time.Duration
-
-// UnmarshalYAML parses a duration string, with the line in the error.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a duration must be a string like 30s, 5m or 1h", n.Line)
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write e.g. 30s, 5m or 1h)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-// String formats the duration as time.Duration does.
-func (d Duration) String() string { return time.Duration(d).String() }
+type Duration = yamltype.Duration
 
 // Severities.
 const (

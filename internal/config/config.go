@@ -22,6 +22,7 @@ import (
 
 	"github.com/edged-io/edged/aggregate/view"
 	"github.com/edged-io/edged/alerts"
+	"github.com/edged-io/edged/internal/yamltype"
 	"github.com/edged-io/edged/sensors/payload"
 	"github.com/edged-io/edged/sensors/periph"
 	"github.com/edged-io/edged/wal"
@@ -604,20 +605,7 @@ func secretPath(name string) string {
 }
 
 // Duration is a time.Duration written as "5s", "1m30s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 500ms, 10s, 1h30m)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML prints the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+type Duration = yamltype.Duration
 
 // Size is a byte count written as "16MiB", "1GiB", "512KiB" or a number.
 type Size int64

@@ -8,8 +8,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"time"
 
+	"github.com/edged-io/edged/internal/yamltype"
 	"gopkg.in/yaml.v3"
 )
 
@@ -45,22 +45,9 @@ type RunConfig struct {
 	Report    string    `yaml:"report"`
 }
 
-// Duration is a time.Duration written as "90s", "5m", "1h30m" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 90s, 5m or 1h", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written as "90s", "5m", "1h30m" in YAML;
+// LoadConfig refuses negative ones.
+type Duration = yamltype.Duration
 
 // ErrConfig reports a configuration file that cannot be used.
 var ErrConfig = errors.New("reconcile: bad configuration")
@@ -87,6 +74,15 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	if c.Run.Parallel < 0 {
 		return nil, fmt.Errorf("%w: %s: run.parallel %d is negative", ErrConfig, path, c.Run.Parallel)
+	}
+	for name, d := range map[string]Duration{"influx.timeout": c.Influx.Timeout, "run.timeout": c.Run.Timeout,
+		"run.since": c.Run.Since, "run.chunk_span": c.Run.ChunkSpan} {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: %s: %s %v is negative", ErrConfig, path, name, d)
+		}
+	}
+	if c.Run.Progress != nil && *c.Run.Progress < 0 {
+		return nil, fmt.Errorf("%w: %s: run.progress %v is negative", ErrConfig, path, *c.Run.Progress)
 	}
 	return &c, nil
 }

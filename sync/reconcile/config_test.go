@@ -48,3 +48,13 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 		t.Errorf("empty config: %v", err)
 	}
 }
+
+func TestNegativeDurationsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.yaml")
+	if err := os.WriteFile(path, []byte("run:\n  timeout: -5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "run.timeout -5s is negative") {
+		t.Fatalf("a negative timeout: %v", err)
+	}
+}
