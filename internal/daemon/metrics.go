@@ -185,6 +185,7 @@ var (
 	shipPoints      = prometheus.NewDesc("edged_ship_points_total", "Points the central store confirmed, by measurement.", []string{"measurement"}, nil)
 	shipBatches     = prometheus.NewDesc("edged_ship_batches_total", "Batches the central store confirmed.", nil, nil)
 	shipBytes       = prometheus.NewDesc("edged_ship_bytes_total", "Line-protocol bytes confirmed (before gzip).", nil, nil)
+	shipWire        = prometheus.NewDesc("edged_ship_wire_bytes_total", "Bytes of write requests as sent (gzip-compressed), failed ones included.", nil, nil)
 	shipRetries     = prometheus.NewDesc("edged_ship_retries_total", "Write requests retried after an outage, timeout, 429 or 5xx.", nil, nil)
 	shipQuarantined = prometheus.NewDesc("edged_ship_quarantined_lines_total", "Lines the central store refused as bad, kept in ship-quarantine/.", nil, nil)
 	shipSkipped     = prometheus.NewDesc("edged_ship_skipped_nan_total", "Readings not shipped because their value is NaN or infinite.", nil, nil)
@@ -198,7 +199,7 @@ var (
 type shipCollector struct{ s *ship.Shipper }
 
 func (c shipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{shipPoints, shipBatches, shipBytes, shipRetries, shipQuarantined, shipSkipped, shipPaused,
+	for _, d := range []*prometheus.Desc{shipPoints, shipBatches, shipBytes, shipWire, shipRetries, shipQuarantined, shipSkipped, shipPaused,
 		shipLagRecords, shipLagBytes, shipLagSeconds, shipThrough} {
 		ch <- d
 	}
@@ -218,6 +219,7 @@ func (c shipCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(shipPoints, st.Gaps, "edged_gap")
 	counter(shipBatches, st.Batches)
 	counter(shipBytes, st.Bytes)
+	counter(shipWire, st.WireBytes)
 	counter(shipRetries, st.Retries)
 	counter(shipQuarantined, st.Quarantined)
 	counter(shipSkipped, st.SkippedNaN)

@@ -55,6 +55,7 @@ func BenchmarkShip(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var took, refTook time.Duration
+	var wire, raw uint64
 	iter := 0
 	for b.Loop() {
 		// The reference just before each run, so that both see the same
@@ -87,11 +88,15 @@ func BenchmarkShip(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		if st := s.Stats(); st.Readings != n {
+		st := s.Stats()
+		if st.Readings != n {
 			b.Fatalf("shipped %d readings, want %d", st.Readings, n)
 		}
+		wire, raw = wire+st.WireBytes, raw+st.Bytes
 		b.StartTimer()
 	}
+	b.ReportMetric(float64(wire)/float64(n*iter), "wire_bytes/reading")
+	b.ReportMetric(float64(raw)/float64(n*iter), "lp_bytes/reading")
 	rate, ref := float64(n*iter)/took.Seconds(), float64(n*iter)/refTook.Seconds()
 	b.ReportMetric(rate, "points/s")
 	b.ReportMetric(ref, "ref_points/s")

@@ -79,6 +79,13 @@ func TestTooLargeHalves(t *testing.T) {
 	if n := len(s.recordedSleeps()); n != 0 {
 		t.Fatalf("%d backoff sleeps; a 413 needs none", n)
 	}
+	wire := 0
+	for _, r := range srv.Requests() {
+		wire += r.WireBytes
+	}
+	if st := s.Stats(); wire == 0 || st.WireBytes != uint64(wire) {
+		t.Fatalf("wire bytes %d, the server received %d", st.WireBytes, wire)
+	}
 }
 
 func TestRetryAfter(t *testing.T) {

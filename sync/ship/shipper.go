@@ -3,6 +3,7 @@ package ship
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -38,6 +40,8 @@ type Shipper struct {
 	q      quarantine
 	// maxBytes is BatchBytes, lowered by 413 answers.
 	maxBytes int
+	// wireBytes counts request body bytes sent (Stats.WireBytes).
+	wireBytes atomic.Uint64
 
 	// Clocks and randomness, replaced by tests.
 	now    func() time.Time
@@ -131,7 +135,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// The client's own retries belong to its non-blocking API; the
 	// blocking one sends each request once, and ours decides what follows.
 	client := influxdb2.NewClientWithOptions(s.o.URL, s.o.Token, influxdb2.DefaultOptions().
-		SetHTTPClient(&http.Client{Transport: tr}).
+		SetHTTPClient(&http.Client{Transport: countingTransport{tr, &s.wireBytes}}).
 		SetUseGZip(true).
 		SetMaxRetries(0).
 		SetApplicationName("edged"))
@@ -400,4 +404,29 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// countingTransport counts the bytes of request bodies as they go out
+// (after the client's gzip).
+type countingTransport struct {
+	http.RoundTripper
+	n *atomic.Uint64
+}
+
+func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body = countingBody{req.Body, c.n}
+	}
+	return c.RoundTripper.RoundTrip(req)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Uint64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(uint64(n))
+	return n, err
 }

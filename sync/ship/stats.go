@@ -10,8 +10,10 @@ type Stats struct {
 	Points  uint64 `json:"points"`
 	Batches uint64 `json:"batches"`
 	Bytes   uint64 `json:"bytes"`
-	// Requests counts write requests sent, failed ones included.
-	Requests uint64 `json:"requests"`
+	// Requests counts write requests sent, failed ones included;
+	// WireBytes the bytes of their bodies as sent (gzip-compressed).
+	Requests  uint64 `json:"requests"`
+	WireBytes uint64 `json:"wire_bytes"`
 	// Confirmed points by measurement.
 	Readings  uint64 `json:"readings"`
 	Untrusted uint64 `json:"untrusted"`
@@ -71,6 +73,7 @@ func (s *Shipper) Stats() Stats {
 	st := s.st
 	pending, last := s.pendingIngest, s.lastIngest
 	s.mu.Unlock()
+	st.WireBytes = s.wireBytes.Load()
 
 	rc, _ := s.o.Readings.Cursor(s.o.Cursor)
 	ws := s.o.Readings.Stats()

@@ -24,6 +24,8 @@ type Request struct {
 	Lines []string
 	// Auth is the Authorization header.
 	Auth string
+	// WireBytes is the size of the body as received (compressed).
+	WireBytes int
 	// Status is the answer it got.
 	Status int
 }
@@ -113,9 +115,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
-	var body io.Reader = r.Body
+	wire := &countReader{r: r.Body}
+	var body io.Reader = wire
 	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
+		zr, err := gzip.NewReader(wire)
 		if err != nil {
 			answer(w, http.StatusBadRequest, "bad gzip: "+err.Error(), "")
 			return
@@ -127,7 +130,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		answer(w, http.StatusBadRequest, "reading body: "+err.Error(), "")
 		return
 	}
-	req := &Request{Auth: r.Header.Get("Authorization")}
+	req := &Request{Auth: r.Header.Get("Authorization"), WireBytes: wire.n}
 	for _, l := range strings.Split(string(raw), "\n") {
 		if l != "" {
 			req.Lines = append(req.Lines, l)
@@ -210,4 +213,16 @@ func answer(w http.ResponseWriter, status int, msg, retryAfter string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"code": http.StatusText(status), "message": msg})
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
