@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,8 +30,8 @@ func TestMQTTOverTLSWithClientCertificate(t *testing.T) {
 	b := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{ExtraConfig: brokerLimits, TLS: &servicetest.MosquittoTLS{
 		CertFile: server.CertFile, KeyFile: server.KeyFile, CAFile: ca.CertFile, RequireCertificate: true, UseIdentityAsUsername: true}})
 	l := startLog(t)
-	run := func(tc *tls.Config) (*sensors.MQTT, *lockedBuffer, func()) {
-		var logs lockedBuffer
+	run := func(tc *tls.Config) (*sensors.MQTT, *servicetest.LogBuffer, func()) {
+		var logs servicetest.LogBuffer
 		src, err := sensors.NewMQTT(sensors.MQTTOptions{
 			Conn:          mqttconn.Options{Broker: b.TLSURL, ClientID: "edged-tls", TLS: tc, MaxReconnectInterval: 200 * time.Millisecond},
 			Subscriptions: []sensors.MQTTSubscription{{Filter: "sensors/#", QoS: 1, Decoder: numberDecoder{}}},
@@ -50,7 +48,7 @@ func TestMQTTOverTLSWithClientCertificate(t *testing.T) {
 	}
 
 	// The right CA and certificate: the session and its subscription exist.
-	src, _, stop := run(clientTLS(t, ca, &client))
+	src, _, stop := run(ca.ClientTLS(t, &client))
 	select {
 	case <-src.Subscribed():
 	case <-time.After(20 * time.Second):
@@ -64,8 +62,8 @@ func TestMQTTOverTLSWithClientCertificate(t *testing.T) {
 		name, hint string
 		tls        *tls.Config
 	}{
-		{"untrusted CA", "mqtt.tls.ca_file", clientTLS(t, other, &client)},
-		{"no client certificate", "client certificate", clientTLS(t, ca, nil)},
+		{"untrusted CA", "mqtt.tls.ca_file", other.ClientTLS(t, &client)},
+		{"no client certificate", "client certificate", ca.ClientTLS(t, nil)},
 	} {
 		t.Run(bad.name, func(t *testing.T) {
 			src, logs, stop := run(bad.tls)
@@ -86,7 +84,7 @@ func TestMQTTOverTLSWithClientCertificate(t *testing.T) {
 		})
 	}
 	// Right again: the messages queued meanwhile arrive, none lost.
-	src, _, stop = run(clientTLS(t, ca, &client))
+	src, _, stop = run(ca.ClientTLS(t, &client))
 	defer stop()
 	waitFor(t, "the 4 queued readings", func() bool { return len(readings(t, l)) == 6 })
 	if b, _ := os.ReadFile(b.LogPath); bytes.Count(b, []byte("as edged-tls")) != 2 {
@@ -105,7 +103,7 @@ func TestMQTTPasswordAuth(t *testing.T) {
 		password string
 		ok       bool
 	}{{"s3cret-wrong", false}, {"s3cret-right", true}} {
-		var logs lockedBuffer
+		var logs servicetest.LogBuffer
 		src, err := sensors.NewMQTT(sensors.MQTTOptions{
 			Conn: mqttconn.Options{Broker: b.URL, ClientID: "edged-pw", Username: "edged", Password: tc.password,
 				MaxReconnectInterval: 200 * time.Millisecond},
@@ -139,37 +137,6 @@ func TestMQTTPasswordAuth(t *testing.T) {
 		}
 		rs.stop(t)
 	}
-}
-
-// clientTLS trusts ca and presents kp, if any.
-func clientTLS(t *testing.T, ca *servicetest.CA, kp *servicetest.KeyPair) *tls.Config {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
-	tc.RootCAs.AddCert(ca.Cert)
-	if kp != nil {
-		pair, err := tls.LoadX509KeyPair(kp.CertFile, kp.KeyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // publishAs publishes one QoS 1 message with credentials.

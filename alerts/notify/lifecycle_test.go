@@ -78,9 +78,9 @@ func TestValidate(t *testing.T) {
 	}
 	o := ok
 	o.Conn.Password = "hunter2"
-	var logs logBuffer
+	var logs servicetest.LogBuffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("options", "o", o)
-	if logs.count("hunter2") != 0 {
+	if logs.Count("hunter2") != 0 {
 		t.Error("the password is logged")
 	}
 }

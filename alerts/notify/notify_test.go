@@ -315,7 +315,7 @@ func TestRestartSafety(t *testing.T) {
 func TestCoalesce(t *testing.T) {
 	t.Parallel()
 	b := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{})
-	var logs logBuffer
+	var logs servicetest.LogBuffer
 	o := options(t, b.URL)
 	o.QueueLimit = 5
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -329,7 +329,7 @@ func TestCoalesce(t *testing.T) {
 	if st := p.Stats(); st.Queued != 3 || st.Coalesced != 6 {
 		t.Errorf("Stats() = %+v, want 3 queued, 6 coalesced", st)
 	}
-	if n := logs.count("queue full"); n != 1 {
+	if n := logs.Count("queue full"); n != 1 {
 		t.Errorf("%d queue-full warnings, want 1 per episode", n)
 	}
 
@@ -339,7 +339,7 @@ func TestCoalesce(t *testing.T) {
 	if list, _ := lsns(t, got); !reflect.DeepEqual(list, []int{7, 8, 9}) {
 		t.Errorf("delivered %v, want the latest per topic in order: 7 8 9", list)
 	}
-	waitUntil(t, "the episode ends", func() bool { return logs.count("caught up") == 1 })
+	waitUntil(t, "the episode ends", func() bool { return logs.Count("caught up") == 1 })
 }
 
 // TestDiscovery checks that discovery configs are published, retained,
@@ -461,16 +461,16 @@ func TestDeliveryOverTLS(t *testing.T) {
 		return tc
 	}
 
-	var logs logBuffer
+	var logs servicetest.LogBuffer
 	o := options(t, b.TLSURL)
 	o.Conn.TLS = tlsConfig(other)
 	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	p, stop := start(t, o)
 	p.Publish(ev(1, 0, "too_hot", "greenhouse/air", "firing"))
-	waitUntil(t, "the refusal logged", func() bool { return logs.count("level=ERROR") > 0 })
+	waitUntil(t, "the refusal logged", func() bool { return logs.Count("level=ERROR") > 0 })
 	stop()
-	if logs.count("mqtt.tls.ca_file") == 0 || len(sub.received("edged/")) != 0 || p.Stats().Delivered != 0 {
-		t.Fatalf("untrusted broker: %d messages received, stats %+v; log:\n%s", len(sub.received("edged/")), p.Stats(), logs.b.String())
+	if logs.Count("mqtt.tls.ca_file") == 0 || len(sub.received("edged/")) != 0 || p.Stats().Delivered != 0 {
+		t.Fatalf("untrusted broker: %d messages received, stats %+v; log:\n%s", len(sub.received("edged/")), p.Stats(), logs.String())
 	}
 
 	o = options(t, b.TLSURL)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -206,7 +205,7 @@ func TestClientCertificate(t *testing.T) {
 // do, until it has failed three times, and returns the log.
 func logAttempts(t *testing.T, o mqttconn.Options) string {
 	t.Helper()
-	var buf syncBuffer
+	var buf servicetest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := mqtt.NewClient(o.ClientOptions(log).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
 	c.Connect()
@@ -288,21 +287,4 @@ func TestOptionsNeverShowSecrets(t *testing.T) {
 	if !strings.Contains(out, "password_set=true") {
 		t.Errorf("no password_set:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,10 +1,7 @@
 package mqttout_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"strings"
 	"sync"
@@ -34,9 +31,9 @@ func TestPublishesOverTLSWithClientCertificate(t *testing.T) {
 		ok   bool
 	}{{"untrusted CA", other, false}, {"right CA", ca, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs servicetest.LogBuffer
 			p, err := mqttout.New(mqttout.Options{
-				Conn:   mqttconn.Options{Broker: b.TLSURL, ClientID: "edged-out", TLS: clientTLS(t, tc.ca, &client)},
+				Conn:   mqttconn.Options{Broker: b.TLSURL, ClientID: "edged-out", TLS: tc.ca.ClientTLS(t, &client)},
 				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			})
 			if err != nil {
@@ -117,35 +114,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// clientTLS trusts ca and presents kp.
-func clientTLS(t *testing.T, ca *servicetest.CA, kp *servicetest.KeyPair) *tls.Config {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
-	tc.RootCAs.AddCert(ca.Cert)
-	pair, err := tls.LoadX509KeyPair(kp.CertFile, kp.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc.Certificates = []tls.Certificate{pair}
-	return tc
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestQueuedBeforeTheFirstConnection: a QoS 1 message published while the

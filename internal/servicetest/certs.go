@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -131,4 +132,20 @@ func writePEM(t testing.TB, path, typ string, der []byte, mode os.FileMode) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ClientTLS returns a client TLS configuration that trusts only ca and, if
+// kp is not nil, presents kp as its certificate.
+func (ca *CA) ClientTLS(t testing.TB, kp *KeyPair) *tls.Config {
+	t.Helper()
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
+	tc.RootCAs.AddCert(ca.Cert)
+	if kp != nil {
+		pair, err := tls.LoadX509KeyPair(kp.CertFile, kp.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edged-io/edged/internal/servicetest"
 	"github.com/edged-io/edged/sync/ship/shiptest"
 	"github.com/edged-io/edged/wal"
 )
@@ -180,8 +181,8 @@ func TestPauseOnAuth(t *testing.T) {
 				alerts = append(alerts, reason)
 				mu.Unlock()
 			}
-			var logs logBuffer
-			o.Logger = logs.logger()
+			var logs servicetest.LogBuffer
+			o.Logger = logs.Logger()
 			s := newShipper(t, o).start(t)
 			waitFor(t, 10*time.Second, "paused", s.Paused)
 			waitFor(t, 10*time.Second, "re-probes", func() bool { return len(srv.Requests()) >= 5 })
@@ -227,8 +228,8 @@ func TestTokenRedacted(t *testing.T) {
 	srv.Respond(func(r *shiptest.Request) shiptest.Response {
 		return shiptest.Response{Status: http.StatusServiceUnavailable, Message: "overloaded; your header was " + r.Auth}
 	})
-	var logs logBuffer
-	o.Logger = logs.logger()
+	var logs servicetest.LogBuffer
+	o.Logger = logs.Logger()
 	s := newShipper(t, o).start(t)
 	waitFor(t, 10*time.Second, "retries", func() bool { return s.Stats().Retries >= 3 })
 	s.stop(t)
@@ -271,8 +272,8 @@ func TestDrainProgressLog(t *testing.T) {
 	t.Parallel()
 	_, _, o := fakeSetup(t, 300)
 	o.BatchSize, o.ProgressEvery = 20, time.Nanosecond
-	var logs logBuffer
-	o.Logger = logs.logger()
+	var logs servicetest.LogBuffer
+	o.Logger = logs.Logger()
 	s := newShipper(t, o).start(t)
 	waitFor(t, 10*time.Second, "catching up", caughtUp(s.Shipper))
 	s.stop(t)

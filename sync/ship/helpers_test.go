@@ -1,10 +1,8 @@
 package ship
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -169,28 +167,6 @@ func caughtUp(s *Shipper) func() bool {
 		return st.LagRecords == 0 && st.EstimatesLagRecords == 0 && st.ProgressReadingsLSN == st.ReadingsCursor &&
 			(s.o.Estimates == nil || st.ProgressWindowsLSN == st.WindowsLSN)
 	}
-}
-
-// logBuffer is a concurrency-safe slog destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // influx is a real server with a database for one test.
