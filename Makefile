@@ -102,7 +102,7 @@ cross: ## static binaries for linux/arm (GOARM=6, every Pi), linux/arm64 and lin
 package: cross ## .deb packages of edged and edged-reconcile for armhf, arm64 and amd64 into dist/ (nfpm; see packaging/README.md)
 	DIST=$(DIST) VERSION=$(VERSION) GO=$(GO) packaging/build-debs.sh
 
-test-packaging: setup ## the packaging tests alone: build and inspect the .debs, score the units, run the ARM builds under qemu
+test-packaging: setup ## the packaging tests alone: build the .debs, inspect them (lintian too), unpack into a scratch root, score the units, run the ARM builds under qemu
 	$(GO) test -count=1 -v ./packaging/
 
 clean: ## remove build outputs (not ./data)

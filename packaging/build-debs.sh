@@ -9,6 +9,10 @@
 # $DIST/edged_VERSION_ARCH.deb and $DIST/edged-reconcile_VERSION_ARCH.deb.
 # armhf binaries are GOARM=6 so that one package serves every Raspberry Pi.
 #
+# Both packages carry /usr/share/doc/PKG/copyright (packaging/copyright),
+# a lintian override (packaging/lintian/PKG) and changelog.gz, made here
+# from packaging/changelog with the version and a date filled in.
+#
 # Environment:
 #   DIST         binaries in, packages out (default: dist)
 #   VERSION      the build's version, as `git describe` prints it (default: that)
@@ -16,6 +20,8 @@
 #   GO           go command (default: go)
 #   EDGED_TOOLS  tool cache; nfpm is built into $EDGED_TOOLS/bin once
 #   NFPM         an nfpm binary to use instead
+#   SOURCE_DATE_EPOCH  the changelog's date (default: HEAD's commit time), so
+#                that a rebuild of a commit gives the same changelog.gz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,8 +75,23 @@ build() { # build GOARCH GOARM PKG OUT
 		-o "$4" "$3"
 }
 
+# changelog writes packaging/changelog, filled in, gzipped as Debian wants
+# it (-9; -n: no name or time stamp, so the bytes depend on the input only).
+changelog() { # out
+	local date text
+	date="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+	text="$(<packaging/changelog)"
+	text="${text//@DEB_VERSION@/$DEB_VERSION}"
+	text="${text//@VERSION@/$VERSION}"
+	text="${text//@DATE@/$(LC_ALL=C date -u -R -d "@$date")}"
+	printf '%s\n' "$text" | gzip -9n >"$1"
+}
+
 [ $# -gt 0 ] || set -- armhf arm64 amd64
 mkdir -p "$DIST"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+changelog "$work/changelog.gz"
 for arch in "$@"; do
 	case "$arch" in
 	armhf) goarch=arm goarm=6 nfpm_arch=arm6 suffix=armv6 ;;
@@ -85,7 +106,7 @@ for arch in "$@"; do
 	for pkg in edged edged-reconcile; do
 		out="$DIST/${pkg}_${DEB_VERSION}_${arch}.deb"
 		rm -f "$out"
-		ARCH="$nfpm_arch" VERSION="$DEB_VERSION" EDGED_BIN="$edged" RECONCILE_BIN="$reconcile" \
+		ARCH="$nfpm_arch" VERSION="$DEB_VERSION" EDGED_BIN="$edged" RECONCILE_BIN="$reconcile" CHANGELOG="$work/changelog.gz" \
 			nfpm pkg --packager deb --config "packaging/nfpm-$pkg.yaml" --target "$out" >/dev/null
 		log "$out"
 	done

@@ -1,6 +1,8 @@
 package packaging_test
 
 import (
+	"bytes"
+	"context"
 	"debug/elf"
 	"errors"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // entry is one line of `dpkg-deb -c`: mode, owner and path.
@@ -49,6 +52,9 @@ func TestDebs(t *testing.T) {
 				"/usr/share/doc/edged/examples/edged.yaml":  "-rw-r--r--",
 				"/usr/share/doc/edged/examples/periph.yaml": "-rw-r--r--",
 				"/usr/share/doc/edged/README.packaging.md":  "-rw-r--r--",
+				"/usr/share/doc/edged/changelog.gz":         "-rw-r--r--",
+				"/usr/share/doc/edged/copyright":            "-rw-r--r--",
+				"/usr/share/lintian/overrides/edged":        "-rw-r--r--",
 			},
 			conffiles: []string{"/etc/edged/edged.yaml"},
 			scripts:   []string{"postinst", "prerm", "postrm"},
@@ -59,6 +65,9 @@ func TestDebs(t *testing.T) {
 				"/usr/lib/systemd/system/edged-reconcile.service":        "-rw-r--r--",
 				"/usr/lib/systemd/system/edged-reconcile.timer":          "-rw-r--r--",
 				"/usr/share/doc/edged-reconcile/examples/reconcile.yaml": "-rw-r--r--",
+				"/usr/share/doc/edged-reconcile/changelog.gz":            "-rw-r--r--",
+				"/usr/share/doc/edged-reconcile/copyright":               "-rw-r--r--",
+				"/usr/share/lintian/overrides/edged-reconcile":           "-rw-r--r--",
 			},
 			scripts: []string{"postinst", "prerm", "postrm"},
 		},
@@ -127,6 +136,43 @@ func TestDebs(t *testing.T) {
 					if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
 						t.Errorf("%s is dynamically linked: build with CGO_ENABLED=0", bin)
 					}
+				}
+			})
+		}
+	}
+}
+
+// TestLintian runs Debian's lintian on every package: an error (E:) fails
+// the test, warnings are logged. The statically-linked-binary error is
+// overridden by the packages themselves (packaging/lintian/PKG).
+func TestLintian(t *testing.T) {
+	tool(t, "lintian", "Debian's lintian")
+	for _, a := range arches() {
+		for _, pkg := range []string{"edged", "edged-reconcile"} {
+			t.Run(pkg+"_"+a.deb, func(t *testing.T) {
+				deb := debPath(t, pkg, a)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				var stdout, stderr bytes.Buffer
+				// --no-cfg: the same checks whatever ~/.config/lintian says.
+				cmd := exec.CommandContext(ctx, "lintian", "--no-cfg", "--display-info", deb)
+				cmd.Stdout, cmd.Stderr = &stdout, &stderr
+				err := cmd.Run()
+				// Exit 1 is "tags at --fail-on level (errors)", reported
+				// below from the output; anything else means lintian failed.
+				var exit *exec.ExitError
+				if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+					t.Fatalf("lintian %s: %v\n%s%s", deb, err, stdout.Bytes(), stderr.Bytes())
+				}
+				for line := range strings.Lines(stdout.String()) {
+					if strings.HasPrefix(line, "E: ") {
+						t.Errorf("lintian: %s", strings.TrimSpace(line))
+					} else if line = strings.TrimSpace(line); line != "" {
+						t.Logf("lintian: %s", line)
+					}
+				}
+				if err != nil && !t.Failed() {
+					t.Errorf("lintian exited 1 without an E: line:\n%s%s", stdout.Bytes(), stderr.Bytes())
 				}
 			})
 		}

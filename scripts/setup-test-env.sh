@@ -5,8 +5,8 @@
 #   - mosquitto (MQTT broker) and mosquitto-clients, from Debian packages;
 #   - influxd v1.8.10 (InfluxDB with the Flux / v2 compatibility API), built
 #     from source once into $EDGED_TOOLS/bin;
-#   - for the packaging tests: qemu-user (qemu-arm, qemu-aarch64), and
-#     systemd-analyze and dpkg-deb when missing (Debian has them).
+#   - for the packaging tests: qemu-user (qemu-arm, qemu-aarch64), lintian,
+#     and systemd-analyze and dpkg-deb when missing (Debian has them).
 #
 # It is idempotent and returns quickly when everything is already present.
 #
@@ -79,14 +79,16 @@ install_influxd() {
 
 # install_packaging_tools installs what packaging/'s tests run: the ARM
 # binaries under qemu-user (binfmt is not needed: they call qemu-arm), the
-# units through systemd-analyze, the packages through dpkg-deb.
+# units through systemd-analyze, the packages through dpkg-deb, dpkg and
+# lintian.
 install_packaging_tools() {
 	local pkgs=()
 	command -v qemu-arm >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 || pkgs+=(qemu-user)
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs+=(systemd)
-	command -v dpkg-deb >/dev/null 2>&1 || pkgs+=(dpkg)
+	command -v dpkg-deb >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 || pkgs+=(dpkg)
+	command -v lintian >/dev/null 2>&1 || pkgs+=(lintian)
 	if [ ${#pkgs[@]} -eq 0 ]; then
-		log "qemu-user, systemd-analyze and dpkg-deb present"
+		log "qemu-user, systemd-analyze, dpkg-deb and lintian present"
 		return 0
 	fi
 	log "installing ${pkgs[*]} (apt-get)"
