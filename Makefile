@@ -46,7 +46,7 @@ reliability: setup ## whole-pipeline fault injection, short tier (also in make t
 	EDGED_RELIABILITY_REPORT=$(CURDIR)/$(DIST)/reliability.txt $(GO) test -count=1 -v -timeout 30m ./internal/reliability/
 	@cat $(DIST)/reliability.txt
 
-reliability-long: setup ## the long tier: 300 kill -9, 120 power cuts, a 10-minute InfluxDB outage, … (about 20 min)
+reliability-long: setup ## the long tier: 300 kill -9, 120 power cuts, a 10-minute InfluxDB outage, a 30-minute soak, … (about 20 min + the soak)
 	@mkdir -p $(DIST)
 	rm -f $(DIST)/reliability-long.txt
 	EDGED_RELIABILITY=long EDGED_RELIABILITY_REPORT=$(CURDIR)/$(DIST)/reliability-long.txt $(GO) test -count=1 -v -timeout 3h ./internal/reliability/
