@@ -135,7 +135,10 @@ func TestBadInputAtVolume(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 	defer pub.Disconnect(100)
-	t0 := time.Now().Add(-time.Hour).UnixMilli()
+	// In the past by more than the rounds span: the Tasmota readings
+	// advance a second a round (its Epoch has whole seconds), and any
+	// reading more than aggregate's MaxFuture ahead would be untrusted.
+	t0 := time.Now().Add(-max(time.Hour, time.Duration(rounds)*time.Second+10*time.Minute)).UnixMilli()
 	t0 -= t0 % 10_000
 	var sent []badMessage
 	var bad []badMessage
