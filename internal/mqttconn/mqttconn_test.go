@@ -3,7 +3,6 @@ package mqttconn_test
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -29,20 +28,6 @@ func newPKI(t *testing.T) pki {
 	ca, other := servicetest.NewCA(t, "edged"), servicetest.NewCA(t, "untrusted")
 	return pki{ca: ca, other: other, server: ca.Server(t, "broker"), client: ca.Client(t, "edged-pi"),
 		stranger: other.Client(t, "edged-pi")}
-}
-
-// tlsConfig trusts ca and presents the client certificate kp, if any.
-func tlsConfig(t *testing.T, ca *servicetest.CA, kp *servicetest.KeyPair) *tls.Config {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool()}
-	tc.RootCAs.AddCert(ca.Cert)
-	if kp != nil {
-		pair, err := tls.LoadX509KeyPair(kp.CertFile, kp.KeyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc
 }
 
 // connect makes one connection attempt with o, as edged's clients do, and
@@ -113,14 +98,14 @@ func TestTLSTrust(t *testing.T) {
 		CertFile: named.CertFile, KeyFile: named.KeyFile, CAFile: p.ca.CertFile}})
 
 	t.Run("right CA", func(t *testing.T) {
-		c, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-right", TLS: tlsConfig(t, p.ca, nil)})
+		c, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-right", TLS: p.ca.ClientTLS(t, nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		roundTrip(t, c)
 	})
 	t.Run("untrusted CA", func(t *testing.T) {
-		_, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-untrusted", TLS: tlsConfig(t, p.other, nil)})
+		_, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-untrusted", TLS: p.other.ClientTLS(t, nil)})
 		mustFail(t, err, "certificate signed by unknown authority", "mqtt.tls.ca_file")
 	})
 	t.Run("system roots", func(t *testing.T) {
@@ -128,11 +113,11 @@ func TestTLSTrust(t *testing.T) {
 		mustFail(t, err, "certificate signed by unknown authority", "mqtt.tls.ca_file")
 	})
 	t.Run("other host name", func(t *testing.T) {
-		_, err := connect(t, mqttconn.Options{Broker: b2.TLSURL, ClientID: "t-name", TLS: tlsConfig(t, p.ca, nil)})
+		_, err := connect(t, mqttconn.Options{Broker: b2.TLSURL, ClientID: "t-name", TLS: p.ca.ClientTLS(t, nil)})
 		mustFail(t, err, "127.0.0.1", "mqtt.tls.server_name")
 	})
 	t.Run("server name", func(t *testing.T) {
-		tc := tlsConfig(t, p.ca, nil)
+		tc := p.ca.ClientTLS(t, nil)
 		tc.ServerName = "broker.example"
 		c, err := connect(t, mqttconn.Options{Broker: b2.TLSURL, ClientID: "t-servername", TLS: tc})
 		if err != nil {
@@ -176,26 +161,26 @@ func TestClientCertificate(t *testing.T) {
 	b := servicetest.StartMosquitto(t, servicetest.MosquittoOptions{DenyAnonymous: true, TLS: &servicetest.MosquittoTLS{
 		CertFile: p.server.CertFile, KeyFile: p.server.KeyFile, CAFile: p.ca.CertFile,
 		RequireCertificate: true, UseIdentityAsUsername: true}})
-	c, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-cert", TLS: tlsConfig(t, p.ca, &p.client)})
+	c, err := connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-cert", TLS: p.ca.ClientTLS(t, &p.client)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	roundTrip(t, c)
-	_, err = connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-nocert", TLS: tlsConfig(t, p.ca, nil)})
+	_, err = connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-nocert", TLS: p.ca.ClientTLS(t, nil)})
 	if err == nil {
 		t.Fatal("connected without a client certificate")
 	}
 	// The broker drops the connection after the handshake: the error is a
 	// bare reset, which the logged hint explains.
-	out := logAttempts(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-nocert-logged", TLS: tlsConfig(t, p.ca, nil)})
+	out := logAttempts(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-nocert-logged", TLS: p.ca.ClientTLS(t, nil)})
 	if strings.Count(out, "level=ERROR") != 1 || !strings.Contains(out, "asked for a client certificate") {
 		t.Errorf("no hint about the missing client certificate:\n%s", out)
 	}
-	_, err = connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-strangercert", TLS: tlsConfig(t, p.ca, &p.stranger)})
+	_, err = connect(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-strangercert", TLS: p.ca.ClientTLS(t, &p.stranger)})
 	if err == nil {
 		t.Fatal("connected with a client certificate from another CA")
 	}
-	out = logAttempts(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-strangercert-logged", TLS: tlsConfig(t, p.ca, &p.stranger)})
+	out = logAttempts(t, mqttconn.Options{Broker: b.TLSURL, ClientID: "t-strangercert-logged", TLS: p.ca.ClientTLS(t, &p.stranger)})
 	if strings.Count(out, "level=ERROR") != 1 || !strings.Contains(out, "mqtt.tls.cert_file") {
 		t.Errorf("no hint about the client certificate:\n%s", out)
 	}
@@ -270,7 +255,7 @@ func TestValidate(t *testing.T) {
 // password or the client key.
 func TestOptionsNeverShowSecrets(t *testing.T) {
 	p := newPKI(t)
-	tc := tlsConfig(t, p.ca, &p.client)
+	tc := p.ca.ClientTLS(t, &p.client)
 	o := mqttconn.Options{Broker: "ssl://127.0.0.1:8883", ClientID: "c", Username: "u", Password: "hunter2", TLS: tc}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("options", "conn", o)
