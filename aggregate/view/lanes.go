@@ -237,6 +237,11 @@ func (s *Store) pick(d *sizeDB, t int64) (*lane, error) {
 	return s.emptyLane(d)
 }
 
+// laneAvailable reports whether emptyLane would return a lane.
+func (d *sizeDB) laneAvailable() bool {
+	return len(d.lanes) < maxLanes || slices.ContainsFunc(d.lanes, func(l *lane) bool { return l.empty })
+}
+
 // emptyLane returns an empty lane of d, opening a new one if there is none
 // and fewer than maxLanes exist; nil if none is left.
 func (s *Store) emptyLane(d *sizeDB) (*lane, error) {

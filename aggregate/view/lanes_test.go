@@ -23,6 +23,13 @@ func (m model) put(r Row) {
 // check compares every series and size of the model with the store.
 func (m model) check(t *testing.T, s *Store, when string) {
 	t.Helper()
+	counted := 0
+	for _, n := range s.sideN {
+		counted += n
+	}
+	if counted != len(s.side) {
+		t.Fatalf("%s: side rows counted per size %d, held %d", when, counted, len(s.side))
+	}
 	want := map[seriesSize][]Row{}
 	for k, r := range m {
 		want[k.seriesSize] = append(want[k.seriesSize], r)

@@ -55,7 +55,17 @@ func (s *Store) putSide(r Row) { s.putSideAt(r, time.Now().UnixNano()) }
 
 func (s *Store) putSideAt(r Row, at int64) {
 	k := windowKey{seriesSize{r.Device, r.Series, r.Size}, r.Start}
-	s.side[k] = sideRow{mergeRow(s.side[k].Row, r), at}
+	old, ok := s.side[k]
+	if !ok {
+		s.sideN[k.size]++
+	}
+	s.side[k] = sideRow{mergeRow(old.Row, r), at}
+	s.sideDirty = true
+}
+
+func (s *Store) dropSide(k windowKey) {
+	delete(s.side, k)
+	s.sideN[k.size]--
 	s.sideDirty = true
 }
 
@@ -167,6 +177,9 @@ func (s *Store) sideRows(size time.Duration) []sideRow {
 // fold moves the side store's rows of one size into an empty lane, in time
 // order, if there is one. Rows at or before the epoch stay.
 func (s *Store) fold(d *sizeDB) error {
+	if s.sideN[d.size] == 0 || !d.laneAvailable() {
+		return nil
+	}
 	var rows []Row
 	for _, r := range s.sideRows(d.size) {
 		if t, ok := firstPoint(&r.Row); ok && t > 0 {
@@ -190,9 +203,8 @@ func (s *Store) fold(d *sizeDB) error {
 		return err
 	}
 	for _, r := range rows {
-		delete(s.side, windowKey{seriesSize{r.Device, r.Series, r.Size}, r.Start})
+		s.dropSide(windowKey{seriesSize{r.Device, r.Series, r.Size}, r.Start})
 	}
-	s.sideDirty = true
 	return nil
 }
 
@@ -201,8 +213,7 @@ func (s *Store) fold(d *sizeDB) error {
 func (s *Store) pruneSide(now int64) {
 	for k, r := range s.side {
 		if d := s.dbs[k.size]; d != nil && r.at < now-int64(d.keep) {
-			delete(s.side, k)
-			s.sideDirty = true
+			s.dropSide(k)
 		}
 	}
 }

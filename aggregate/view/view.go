@@ -88,6 +88,7 @@ type Store struct {
 	// size, since Open: a row at or before it is a rewrite (side.go).
 	latest    map[seriesSize]int64
 	side      map[windowKey]sideRow
+	sideN     map[time.Duration]int // side rows per size
 	sideDirty bool
 	damaged   []string
 }
@@ -110,7 +111,7 @@ func Open(dir string, sizes []time.Duration, keep time.Duration) (*Store, error)
 		return nil, fmt.Errorf("view: %w", err)
 	}
 	s := &Store{dir: dir, dbs: map[time.Duration]*sizeDB{}, series: map[string]*SeriesInfo{},
-		latest: map[seriesSize]int64{}, side: map[windowKey]sideRow{}}
+		latest: map[seriesSize]int64{}, side: map[windowKey]sideRow{}, sideN: map[time.Duration]int{}}
 	for _, size := range sizes {
 		d := newSizeDB(size, keep)
 		s.dbs[size] = d
@@ -221,7 +222,7 @@ func (s *Store) Put(rows []Row) error {
 		}
 	}
 	for _, d := range s.dbs {
-		if len(s.side) > foldRows && s.sideCount(d.size) > foldRows {
+		if s.sideN[d.size] > foldRows && d.laneAvailable() {
 			if err := s.fold(d); err != nil {
 				return err
 			}
@@ -280,16 +281,6 @@ func appendPoints(dst []tstorage.Row, r *Row) []tstorage.Row {
 		}
 	}
 	return dst
-}
-
-func (s *Store) sideCount(size time.Duration) int {
-	n := 0
-	for k := range s.side {
-		if k.size == size {
-			n++
-		}
-	}
-	return n
 }
 
 func (s *Store) note(r Row) {
