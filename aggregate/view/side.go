@@ -124,24 +124,19 @@ func decodeSide(b []byte) ([]sideRow, error) {
 	return rows, nil
 }
 
-// writeSide rewrites side.bin if the side store changed.
-func (s *Store) writeSide() error {
+// encodeSide returns side.bin's new content if the side store changed
+// (nil: remove the file), and marks it clean. Called with s.mu held;
+// writeSide does the I/O without it.
+func (s *Store) encodeSide() (b []byte, changed bool) {
 	if !s.sideDirty {
-		return nil
+		return nil, false
 	}
-	path := filepath.Join(s.dir, sideFile)
+	s.sideDirty = false
 	if len(s.side) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("view: %w", err)
-		}
-		if err := syncDir(s.dir); err != nil {
-			return err
-		}
-		s.sideDirty = false
-		return nil
+		return nil, true
 	}
 	rows := s.sideRows(0)
-	b := append([]byte(nil), sideMagic[:]...)
+	b = append([]byte(nil), sideMagic[:]...)
 	var rec []byte
 	for i := range rows {
 		rec = AppendRowRecord(rec[:0], &rows[i].Row)
@@ -149,11 +144,21 @@ func (s *Store) writeSide() error {
 		b = binary.LittleEndian.AppendUint64(b, uint64(rows[i].at))
 		b = append(b, rec...)
 	}
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), true
+}
+
+// writeSide replaces side.bin with b, or removes it if b is nil.
+func (s *Store) writeSide(b []byte) error {
+	path := filepath.Join(s.dir, sideFile)
+	if b == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("view: %w", err)
+		}
+		return syncDir(s.dir)
+	}
 	if err := wal.WriteFileAtomic(wal.OSFS{}, path, b); err != nil {
 		return fmt.Errorf("view: %w", err)
 	}
-	s.sideDirty = false
 	return nil
 }
 

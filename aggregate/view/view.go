@@ -439,7 +439,7 @@ func (s *Store) sizes() []time.Duration {
 func (s *Store) Sync() error {
 	s.mu.Lock()
 	s.pruneSide(time.Now().UnixNano())
-	err := s.writeSide()
+	side, sideChanged := s.encodeSide()
 	var lanes []*lane
 	for _, d := range s.dbs {
 		lanes = append(lanes, d.lanes...)
@@ -453,11 +453,21 @@ func (s *Store) Sync() error {
 		s.dirty = false
 	}
 	s.mu.Unlock()
-	if err != nil {
-		return err
+	if sideChanged {
+		if err := s.writeSide(side); err != nil {
+			s.mu.Lock()
+			s.sideDirty = true
+			s.mu.Unlock()
+			return err
+		}
 	}
 	for _, l := range lanes {
 		if err := l.sync(); err != nil {
+			if dirty { // not written: the next Sync writes it
+				s.mu.Lock()
+				s.dirty = true
+				s.mu.Unlock()
+			}
 			return err
 		}
 	}
