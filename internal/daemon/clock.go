@@ -79,9 +79,12 @@ type clockBase struct {
 	prev *clockBase
 }
 
+// at is where the base says the clock should be at mono.
+func (b *clockBase) at(mono time.Time) int64 { return b.wall + int64(mono.Sub(b.mono)) }
+
 // offset is how far t is from where the base says the clock should be.
 func (b *clockBase) offset(t int64, mono time.Time) time.Duration {
-	return time.Duration(t - (b.wall + int64(mono.Sub(b.mono))))
+	return time.Duration(t - b.at(mono))
 }
 
 // ahead reports whether t is ahead of both timelines by more than a step.
@@ -129,7 +132,7 @@ func (c *clockState) tickTime(now time.Time) int64 {
 	}
 	mono := time.Now()
 	if b := c.base.Load(); b != nil && b.ahead(wall, mono) {
-		return b.wall + int64(mono.Sub(b.mono))
+		return b.at(mono)
 	}
 	return wall
 }
