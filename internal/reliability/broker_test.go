@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/url"
 	"testing"
 	"time"
@@ -55,14 +54,8 @@ func TestBrokerAndNetworkFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, rate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(context.Background(), rate)
+	defer stopPublishing()
 
 	time.Sleep(3 * time.Second)
 	base := settled(t, d)
@@ -139,10 +132,8 @@ func TestBrokerAndNetworkFaults(t *testing.T) {
 		t.Errorf("leak: fds %d → %d, goroutines %d → %d", base.fds, after.fds, base.goroutines, after.goroutines)
 	}
 
-	stop()
-	<-published
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	n := stopPublishing()
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	win := CheckWindows(t, d, load, n, windowSizes, time.Minute)

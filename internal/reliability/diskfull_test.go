@@ -4,7 +4,6 @@ package reliability
 
 import (
 	"context"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,14 +52,8 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, rate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(context.Background(), rate)
+	defer stopPublishing()
 	time.Sleep(2 * time.Second)
 
 	filler, size, err := Fill(e.cfg.DataDir)
@@ -112,10 +105,8 @@ func TestDiskFull(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 
-	stop()
-	<-published
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	n := stopPublishing()
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	d := sup.Current()

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -43,14 +42,8 @@ func TestKill9DuringIngest(t *testing.T) {
 	}
 	defer pub.Close()
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, rate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(context.Background(), rate)
+	defer stopPublishing()
 
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -70,10 +63,8 @@ func TestKill9DuringIngest(t *testing.T) {
 			t.Errorf("trial %d: restart-to-ingest %v > 2s", trial, in)
 		}
 	}
-	stop()
-	<-published
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	n := stopPublishing()
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	win := CheckWindows(t, d, load, n, windowSizes, time.Minute)

@@ -61,8 +61,7 @@ func TestMixedEventTimeFronts(t *testing.T) {
 	ctx, stop := context.WithTimeout(context.Background(), 6*time.Second)
 	defer stop()
 	n := pub.Publish(ctx, 0, math.MaxInt32, 500, nil)
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	enforce := enforced(t, "views-drop-older")

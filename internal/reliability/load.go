@@ -283,6 +283,14 @@ func (p *Publisher) Pause(timeout time.Duration) error {
 // Resume lets Publish go on.
 func (p *Publisher) Resume() { p.paused.Store(false) }
 
+// Finish sends the sentinels after n readings (PublishSentinels) and
+// waits up to within for the broker to have accepted every reading and
+// sentinel (WaitAccepted).
+func (p *Publisher) Finish(n int, within time.Duration) error {
+	p.PublishSentinels(n)
+	return p.WaitAccepted(n, true, within)
+}
+
 // PublishSentinels sends the sentinel of every sensor after n readings.
 func (p *Publisher) PublishSentinels(n int) {
 	for i := range p.Load.Sensors {
@@ -354,4 +362,23 @@ func (p *Publisher) Close() {
 	close(p.done)
 	p.wg.Wait()
 	p.client.Disconnect(250)
+}
+
+// PublishInBackground runs Publish(ctx, 0, ∞, rate, nil) in its own
+// goroutine. The returned stop ends it (cancelling ctx's child) and
+// returns what Publish returned; it may be called more than once (say,
+// deferred as well).
+func (p *Publisher) PublishInBackground(ctx context.Context, rate int) (stop func() int) {
+	ctx, cancel := context.WithCancel(ctx)
+	var n int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n = p.Publish(ctx, 0, math.MaxInt32, rate, nil)
+	}()
+	return sync.OnceValue(func() int {
+		cancel()
+		<-done
+		return n
+	})
 }

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"math"
 	"sync"
 	"testing"
 	"time"
@@ -77,14 +76,8 @@ func TestInfluxOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, rate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(context.Background(), rate)
+	defer stopPublishing()
 
 	time.Sleep(5 * time.Second) // warm up: shipping in its steady state
 	WaitShipped(t, d, 30*time.Second)
@@ -129,10 +122,8 @@ func TestInfluxOutage(t *testing.T) {
 		t.Errorf("drain rate %.0f readings/s is under 3× the ingest rate (%d/s)", drainRate, rate)
 	}
 
-	stop()
-	<-published
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	n := stopPublishing()
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	win := CheckWindows(t, d, load, n, windowSizes, time.Minute)

@@ -101,14 +101,8 @@ func powerLossMQTT(t *testing.T, e *env, policy string) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, rate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(context.Background(), rate)
+	defer stopPublishing()
 
 	cuts := tier3(3, 8, 60)
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -132,10 +126,8 @@ func powerLossMQTT(t *testing.T, e *env, policy string) {
 		}
 		ingest = append(ingest, in)
 	}
-	stop()
-	<-published
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	n := stopPublishing()
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -332,8 +324,7 @@ func powerLossStrict(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = e.start()
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, time.Minute); err != nil {
+	if err := pub.Finish(n, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -91,12 +90,7 @@ func TestSoak(t *testing.T) {
 	defer pub.Close()
 
 	ctx, stop := context.WithCancel(context.Background())
-	var n int
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		n = pub.Publish(ctx, 0, math.MaxInt32, soakRate, nil)
-	}()
+	stopPublishing := pub.PublishInBackground(ctx, soakRate)
 	start := time.Now()
 	// The sampler stops with the publisher (ctx); the drain watchers run
 	// on until the backlog of their outage drained (or the test fails).
@@ -166,13 +160,12 @@ func TestSoak(t *testing.T) {
 	}
 	time.Sleep(time.Until(start.Add(dur)))
 	stop()
-	<-published
+	n := stopPublishing()
 	soaked := time.Since(start)
 	sampler.Wait()
 	watchers.Wait()
 
-	pub.PublishSentinels(n)
-	if err := pub.WaitAccepted(n, true, 2*time.Minute); err != nil {
+	if err := pub.Finish(n, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	WaitShipped(t, d, 5*time.Minute)
