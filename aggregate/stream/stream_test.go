@@ -271,7 +271,7 @@ func TestDamagedViewsRecomputed(t *testing.T) {
 	appendAll(t, filepath.Join(dir, "wal"), recs)
 	runStream(t, dir)
 	want := snapshot(t, dir)
-	metas, _ := filepath.Glob(filepath.Join(dir, "views", "10s", "p-*", "meta.json"))
+	metas, _ := filepath.Glob(filepath.Join(dir, "views", "10s", "g*", "p-*", "meta.json"))
 	if len(metas) == 0 {
 		t.Fatal("no partition to damage")
 	}

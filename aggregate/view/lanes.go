@@ -35,6 +35,7 @@ package view
 // stream then recomputes the views from the readings log.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -61,20 +62,57 @@ type lane struct {
 	d   *sizeDB
 	dir string
 	n   int // lane number: 0 is DIR/<size>
-	db  tstorage.Storage
+	// head takes the lane's rows; closed are the generations rolled
+	// before it (and the lane directory's own partitions, from earlier
+	// releases), read-only. See gen.
+	head   *gen
+	closed []*gen
+	next   int // number of the next generation directory
 	// empty: no point in any partition and none sent since Open.
 	empty bool
 	// front is the largest first-point time of a row sent to the lane
 	// (or, after Open, the end of its newest partition).
 	front int64
-	// synced holds the flushed partitions whose files have been fsynced:
-	// tstorage never rewrites a partition once its meta.json exists.
+	// synced holds the flushed partitions (by path below dir) whose files
+	// have been fsynced: tstorage never rewrites a partition once its
+	// meta.json exists.
 	synced map[string]bool
-	// The head partition as tstorage keeps it (see insert): fresh until
-	// the first insert since Open, then the span of its points.
+	// The head's span: fresh until its first insert, then the span of its
+	// points (the sentinel's included).
 	headFresh        bool
 	headMin, headMax int64
 }
+
+// A gen (generation) is one tstorage database of a lane, in
+// DIR/<lane>/g<k>. tstorage is never left to start a partition itself
+// (its partition duration is unbounded): it would flush the older ones in
+// a goroutine, two of which can flush the same partition at once, and
+// name its log segments 0, 1, …, 10 and remove "the oldest" in name order
+// — after ten partitions it removes the head's own log, and a kill then
+// loses up to a partition of windows the checkpoint counts as stored
+// (TestManyPartitionsSurviveKill). So a head holds one in-memory partition;
+// when it spans the size's partition duration the lane rolls it: Close
+// flushes it to disk (its log hard-linked aside in wal.keep until the
+// partition is fsynced), it stays open read-only, and an empty head starts
+// in a new directory. Each partition is mapped into memory once: tstorage
+// never unmaps, so reopening a database maps all its partitions again.
+type gen struct {
+	dir string
+	db  tstorage.Storage
+	// Closed generations: the span of their partitions, and when the
+	// newest was flushed (retention).
+	min, max int64
+	flushed  time.Time
+	// open: db is not closed (a roll closes the head's, which stays
+	// readable).
+	open bool
+}
+
+// genPrefix names generation directories: g<k>.
+const genPrefix = "g"
+
+// keepDir holds hard links to a head's log while the head is rolled.
+const keepDir = "wal.keep"
 
 // sizeDB is the lanes of one window size.
 type sizeDB struct {
@@ -85,18 +123,31 @@ type sizeDB struct {
 	lanes []*lane
 }
 
+// Memory: tstorage keeps a head's points in memory, about 1.25 KiB of
+// heap per window (a heap copy of the whole tstorage.Row behind every
+// point, 16 points a window), so a head spans windowsPerPartition windows
+// (hour-long partitions held 360 ten-second windows a series, several
+// hours of one-second ones); a flushed partition costs about 240 bytes of
+// heap per series while it is kept, so each size keeps at most
+// keepWindows windows (TestMemoryBounded).
+const (
+	windowsPerPartition = 32
+	keepWindows         = 4320
+)
+
 func newSizeDB(size, keep time.Duration) *sizeDB {
-	part := max(time.Hour, 24*size)
+	part := windowsPerPartition * size
 	// Slack: a few windows of skew between series (their watermarks and
 	// idle closes differ), and always far less than a partition.
-	slack := min(int64(6*size), int64(part/8))
-	return &sizeDB{size: size, part: part, keep: max(keep, 2*part), slack: slack}
+	slack := int64(6 * size)
+	return &sizeDB{size: size, part: part, keep: max(min(keep, keepWindows*size), 2*part), slack: slack}
 }
 
 func (d *sizeDB) options(dir string) []tstorage.Option {
 	return []tstorage.Option{
 		tstorage.WithDataPath(dir),
-		tstorage.WithPartitionDuration(d.part),
+		// The lane starts partitions itself (see gen).
+		tstorage.WithPartitionDuration(time.Duration(math.MaxInt64)),
 		tstorage.WithRetention(d.keep),
 		tstorage.WithTimestampPrecision(tstorage.Nanoseconds),
 		tstorage.WithWALBufferedSize(0), // every write reaches the OS: a kill -9 loses nothing
@@ -144,23 +195,10 @@ func laneNumber(name, base string) (int, bool) {
 // openLane opens one lane as the file comment describes, quarantining it
 // if it does not open. damaged is non-empty when it was quarantined.
 func (s *Store) openLane(d *sizeDB, dir string, n int) (*lane, error) {
-	open := func() (tstorage.Storage, error) {
-		db, err := tstorage.NewStorage(d.options(dir)...)
-		if err != nil {
-			return nil, err
-		}
-		// Flush what the log recovered; the reopened database has no
-		// point in memory.
-		if err := db.Close(); err != nil {
-			return nil, err
-		}
-		if db, err = tstorage.NewStorage(d.options(dir)...); err != nil {
-			return nil, err
-		}
-		return db, nil
-	}
-	db, err := open()
+	l := &lane{d: d, dir: dir, n: n, empty: true, front: math.MinInt64, synced: map[string]bool{}, next: 1}
+	err := l.open()
 	if err != nil {
+		l.closeAll()
 		q := filepath.Join(s.dir, quarantineDir, fmt.Sprintf("%s.%d", filepath.Base(dir), time.Now().UnixNano()))
 		if merr := wal.MkdirAll(filepath.Dir(q)); merr != nil {
 			return nil, fmt.Errorf("view: open %v windows: %w (and cannot quarantine it: %v)", d.size, err, merr)
@@ -172,25 +210,260 @@ func (s *Store) openLane(d *sizeDB, dir string, n int) (*lane, error) {
 		if err := syncDir(s.dir); err != nil {
 			return nil, err
 		}
-		if db, err = tstorage.NewStorage(d.options(dir)...); err != nil {
+		l = &lane{d: d, dir: dir, n: n, empty: true, front: math.MinInt64, synced: map[string]bool{}, next: 1}
+		if err := l.open(); err != nil {
+			l.closeAll()
 			return nil, fmt.Errorf("view: open %v windows: %w", d.size, err)
 		}
 	}
-	l := &lane{d: d, dir: dir, n: n, db: db, empty: true, front: math.MinInt64, synced: map[string]bool{}, headFresh: true}
-	for _, p := range partitions(dir) {
-		l.empty = false
-		l.front = max(l.front, p.max)
-	}
 	if err := l.sync(); err != nil {
-		db.Close()
+		l.closeAll()
 		return nil, err
 	}
 	return l, nil
 }
 
+// open opens the lane's generations — the lane directory itself (the
+// layout of earlier releases) and g<k> — read-only, flushing what their
+// logs recovered, removes the empty ones, and starts a head.
+func (l *lane) open() error {
+	if err := wal.MkdirAll(l.dir); err != nil {
+		return err
+	}
+	names, err := readDirNames(l.dir)
+	if err != nil {
+		return err
+	}
+	type gd struct {
+		dir string
+		k   int
+	}
+	gens := []gd{{l.dir, 0}}
+	for _, name := range names {
+		if k, ok := genNumber(name); ok {
+			gens = append(gens, gd{filepath.Join(l.dir, name), k})
+			l.next = max(l.next, k+1)
+		}
+	}
+	slices.SortFunc(gens, func(a, b gd) int { return a.k - b.k })
+	for _, g := range gens {
+		if err := restoreKeep(g.dir); err != nil {
+			return err
+		}
+		recovered := hasLog(g.dir)
+		db, err := tstorage.NewStorage(l.d.options(g.dir)...)
+		if err != nil {
+			return err
+		}
+		// Flush what the log recovered: a closed generation holds no point
+		// in memory. (Its partitions are mapped again by the reopen.)
+		if recovered {
+			if err := db.Close(); err != nil {
+				return err
+			}
+			if db, err = tstorage.NewStorage(l.d.options(g.dir)...); err != nil {
+				return err
+			}
+		}
+		c := &gen{dir: g.dir, db: db, min: math.MaxInt64, max: math.MinInt64, open: true}
+		for _, p := range partitions(g.dir) {
+			c.min, c.max = min(c.min, p.min), max(c.max, p.max)
+			if p.flushed.After(c.flushed) {
+				c.flushed = p.flushed
+			}
+		}
+		if c.max == math.MinInt64 && g.k > 0 {
+			// Empty (a head that never took a row): drop it.
+			if err := db.Close(); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(g.dir); err != nil {
+				return err
+			}
+			continue
+		}
+		l.closed = append(l.closed, c)
+		if c.max != math.MinInt64 {
+			l.empty = false
+			l.front = max(l.front, c.max)
+		}
+	}
+	return l.startHead()
+}
+
+// startHead starts an empty head in a new generation directory.
+func (l *lane) startHead() error {
+	dir := filepath.Join(l.dir, fmt.Sprintf("%s%d", genPrefix, l.next))
+	if err := wal.MkdirAll(dir); err != nil {
+		return err
+	}
+	db, err := tstorage.NewStorage(l.d.options(dir)...)
+	if err != nil {
+		return err
+	}
+	l.next++
+	l.head, l.headFresh = &gen{dir: dir, db: db, open: true}, true
+	return nil
+}
+
+// roll flushes the head to a partition on disk, durably, keeps it as a
+// closed generation and starts a new head; closed generations older than
+// retention are removed.
+func (l *lane) roll() error {
+	h := l.head
+	keep := filepath.Join(h.dir, keepDir)
+	if err := linkLog(filepath.Join(h.dir, "wal"), keep); err != nil {
+		return fmt.Errorf("view: roll %s: %w", h.dir, err)
+	}
+	// tstorage writes the partition, then removes its log; the links
+	// keep the log until the partition is fsynced below.
+	h.open = false
+	l.head = nil
+	if err := h.db.Close(); err != nil {
+		return fmt.Errorf("view: roll %s: %w", h.dir, err)
+	}
+	if err := l.sync(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(keep); err != nil {
+		return fmt.Errorf("view: roll %s: %w", h.dir, err)
+	}
+	if err := syncDir(h.dir); err != nil {
+		return err
+	}
+	h.min, h.max = math.MaxInt64, math.MinInt64
+	for _, p := range partitions(h.dir) {
+		h.min, h.max = min(h.min, p.min), max(h.max, p.max)
+		if p.flushed.After(h.flushed) {
+			h.flushed = p.flushed
+		}
+	}
+	l.closed = append(l.closed, h)
+	now := time.Now()
+	kept := l.closed[:0]
+	for _, c := range l.closed {
+		if c.dir != l.dir && !c.flushed.IsZero() && now.Sub(c.flushed) > l.d.keep {
+			// Its partitions stay mapped (tstorage never unmaps) until exit.
+			if err := os.RemoveAll(c.dir); err != nil {
+				return fmt.Errorf("view: retention: %w", err)
+			}
+			continue
+		}
+		kept = append(kept, c)
+	}
+	l.closed = kept
+	return l.startHead()
+}
+
+// dbs lists the lane's databases whose points may lie in [from, to].
+func (l *lane) dbs(from, to int64) []tstorage.Storage {
+	var out []tstorage.Storage
+	for _, c := range l.closed {
+		if c.dir == l.dir || (c.max >= from && c.min <= to) {
+			out = append(out, c.db)
+		}
+	}
+	if l.head != nil {
+		out = append(out, l.head.db)
+	}
+	return out
+}
+
+// closeAll closes the lane's databases.
+func (l *lane) closeAll() error {
+	var errs []error
+	if l.head != nil {
+		errs = append(errs, l.head.db.Close())
+		l.head = nil
+	}
+	for _, c := range l.closed {
+		if c.open {
+			c.open = false
+			errs = append(errs, c.db.Close())
+		}
+	}
+	l.closed = nil
+	return errors.Join(errs...)
+}
+
+func genNumber(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, genPrefix)
+	if !ok {
+		return 0, false
+	}
+	k, err := strconv.Atoi(rest)
+	if err != nil || k < 1 || strconv.Itoa(k) != rest {
+		return 0, false
+	}
+	return k, true
+}
+
+// hasLog reports whether a database directory's tstorage log holds
+// anything.
+func hasLog(dir string) bool {
+	ents, _ := os.ReadDir(filepath.Join(dir, "wal"))
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// linkLog hard-links the segments of a tstorage log into keep.
+func linkLog(log, keep string) error {
+	if err := wal.MkdirAll(keep); err != nil {
+		return err
+	}
+	names, err := readDirNames(log)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, n := range names {
+		if err := os.Link(filepath.Join(log, n), filepath.Join(keep, n)); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	return syncDir(keep)
+}
+
+// restoreKeep finishes a roll a crash interrupted: segments the log no
+// longer has go back from keep (their points are re-read; a partition the
+// roll had flushed then holds them twice, which Query merges).
+func restoreKeep(dir string) error {
+	keep := filepath.Join(dir, keepDir)
+	names, err := readDirNames(keep)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := filepath.Join(dir, "wal")
+	if err := wal.MkdirAll(log); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(log, n)); err == nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(keep, n), filepath.Join(log, n)); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(log); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(keep); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
 type partitionRange struct {
 	name     string
 	min, max int64
+	flushed  time.Time // meta.json's modification time
 }
 
 // partitions lists the flushed partitions of a lane by their names
@@ -203,15 +476,22 @@ func partitions(dir string) []partitionRange {
 		if len(parts) != 3 || parts[0] != "p" {
 			continue
 		}
+		info, err := os.Stat(filepath.Join(dir, name, "meta.json"))
+		if err != nil {
+			continue
+		}
 		lo, err1 := strconv.ParseInt(parts[1], 10, 64)
 		hi, err2 := strconv.ParseInt(parts[2], 10, 64)
 		if err1 != nil || err2 != nil {
-			continue
+			// A snapshot's link (p-snapshot-N): its span is in its meta.
+			var m struct{ MinTimestamp, MaxTimestamp int64 }
+			b, err := os.ReadFile(filepath.Join(dir, name, "meta.json"))
+			if err != nil || json.Unmarshal(b, &m) != nil {
+				continue
+			}
+			lo, hi = m.MinTimestamp, m.MaxTimestamp
 		}
-		if _, err := os.Stat(filepath.Join(dir, name, "meta.json")); err != nil {
-			continue
-		}
-		out = append(out, partitionRange{name, lo, hi})
+		out = append(out, partitionRange{name, lo, hi, info.ModTime()})
 	}
 	return out
 }
@@ -270,8 +550,24 @@ func (s *Store) emptyLane(d *sizeDB) (*lane, error) {
 // to the OS on every insert), the partitions flushed since the last sync,
 // and the directories.
 func (l *lane) sync() error {
-	// Partitions complete now are complete in the walk below.
-	complete := partitions(l.dir)
+	// Partitions complete now are complete in the walk below; so are the
+	// closed generations (a roll syncs its head after closing it).
+	var complete []string
+	for _, p := range partitions(l.dir) {
+		complete = append(complete, p.name)
+	}
+	for _, c := range l.closed {
+		if c.dir != l.dir {
+			rel, _ := filepath.Rel(l.dir, c.dir)
+			complete = append(complete, rel)
+		}
+	}
+	if h := l.head; h != nil {
+		rel, _ := filepath.Rel(l.dir, h.dir)
+		for _, p := range partitions(h.dir) {
+			complete = append(complete, filepath.Join(rel, p.name))
+		}
+	}
 	var files, dirs []string
 	err := filepath.WalkDir(l.dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -281,12 +577,8 @@ func (l *lane) sync() error {
 			return err
 		}
 		rel, _ := filepath.Rel(l.dir, path)
-		top, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if strings.HasPrefix(top, "p-") && l.synced[top] {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+		if e.IsDir() && l.synced[rel] {
+			return filepath.SkipDir
 		}
 		if e.IsDir() {
 			dirs = append(dirs, path)
@@ -309,8 +601,8 @@ func (l *lane) sync() error {
 			return fmt.Errorf("view: sync: %w", err)
 		}
 	}
-	for _, p := range complete {
-		l.synced[p.name] = true
+	for _, rel := range complete {
+		l.synced[rel] = true
 	}
 	return nil
 }

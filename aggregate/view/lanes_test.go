@@ -265,7 +265,12 @@ func TestTornViewLogQuarantined(t *testing.T) {
 	}
 	copyDir := killCopy(t, dir)
 	s.Close()
-	seg := filepath.Join(copyDir, size.String(), "wal", "0")
+	// The head's log: the newest generation's.
+	segs, _ := filepath.Glob(filepath.Join(copyDir, size.String(), "g*", "wal", "0"))
+	if len(segs) == 0 {
+		t.Fatal("no head log")
+	}
+	seg := segs[len(segs)-1]
 	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -435,24 +435,37 @@ func snapshotDB(src, dst string) (int64, error) {
 			if err := copyFile(filepath.Join(src, n, "meta.json"), filepath.Join(p, "meta.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return 0, err
 			}
-		case n == "wal":
+		case n == "wal" || n == keepDir:
+			// A head being rolled: what its log no longer has is in keep.
 			segs, err := readDirNames(filepath.Join(src, n))
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return 0, err
 			}
-			if err := wal.MkdirAll(filepath.Join(dst, n)); err != nil {
+			if err := wal.MkdirAll(filepath.Join(dst, "wal")); err != nil {
 				return 0, err
 			}
 			for _, seg := range segs {
+				to := filepath.Join(dst, "wal", seg)
 				if _, err := strconv.Atoi(seg); err != nil {
 					continue
 				}
-				if err := copyFile(filepath.Join(src, n, seg), filepath.Join(dst, n, seg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if _, err := os.Stat(to); err == nil {
+					continue
+				}
+				if err := copyFile(filepath.Join(src, n, seg), to); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return 0, err
 				}
-				if fi, err := os.Stat(filepath.Join(dst, n, seg)); err == nil {
+				if fi, err := os.Stat(to); err == nil {
 					walBytes += fi.Size()
 				}
+			}
+		default:
+			if _, ok := genNumber(n); ok {
+				b, err := snapshotDB(filepath.Join(src, n), filepath.Join(dst, n))
+				if err != nil {
+					return 0, err
+				}
+				walBytes += b
 			}
 		}
 	}

@@ -6,7 +6,9 @@
 //
 // Each window size has its own tstorage databases, lanes, under
 // DIR/<size> and DIR/<size>.<n>, kept so that tstorage never drops a
-// window however series' event times differ (lanes.go), and a side store
+// window however series' event times differ (lanes.go; each lane is a
+// series of tstorage databases, generations, of 32 windows each, which
+// bounds the heap), and a side store
 // for rewritten and otherwise unplaceable windows (side.go). A series is
 // one tstorage metric per size, labelled with device and series; a window
 // is one point per field (count, sum, min, …) at its start time plus the
@@ -250,14 +252,24 @@ func (l *lane) insert(pts []tstorage.Row) error {
 	for _, p := range pts {
 		lo, hi = min(lo, p.Timestamp), max(hi, p.Timestamp)
 	}
-	if l.headFresh || l.headMax-l.headMin+1 >= int64(d.part) {
+	if !l.headFresh && l.headMax-l.headMin+1 >= int64(d.part) {
+		if err := l.roll(); err != nil {
+			return err
+		}
+	}
+	if l.head == nil { // a roll failed after closing the head
+		if err := l.startHead(); err != nil {
+			return err
+		}
+	}
+	if l.headFresh {
 		sentinel := max(lo-d.slack, 1)
 		pts = append([]tstorage.Row{{Metric: sentinelMetric, DataPoint: tstorage.DataPoint{Timestamp: sentinel}}}, pts...)
 		l.headFresh, l.headMin, l.headMax = false, sentinel, hi
 	} else {
 		l.headMax = max(l.headMax, hi)
 	}
-	return l.db.InsertRows(pts)
+	return l.head.db.InsertRows(pts)
 }
 
 // firstPoint is the time of a row's first stored point: its start plus
@@ -323,13 +335,6 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	}
 	labels := []tstorage.Label{{Name: "device", Value: device}, {Name: "series", Value: series}}
 	rows := map[int64]*Row{}
-	unit := ""
-	s.mu.Lock()
-	if info := s.series[device+"\x00"+series]; info != nil {
-		unit = info.Unit
-	}
-	lanes := slices.Clone(d.lanes)
-	s.mu.Unlock()
 	end := to + int64(len(Fields))
 	if end < to {
 		end = math.MaxInt64 // to was near the end of time
@@ -341,8 +346,18 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	if qfrom > from {
 		qfrom = math.MinInt64
 	}
-	for _, l := range lanes {
-		pts, err := l.db.Select(metric, labels, qfrom, end)
+	unit := ""
+	s.mu.Lock()
+	if info := s.series[device+"\x00"+series]; info != nil {
+		unit = info.Unit
+	}
+	var dbs []tstorage.Storage
+	for _, l := range d.lanes {
+		dbs = append(dbs, l.dbs(qfrom, end)...)
+	}
+	s.mu.Unlock()
+	for _, db := range dbs {
+		pts, err := db.Select(metric, labels, qfrom, end)
 		if err != nil && !errors.Is(err, tstorage.ErrNoDataPoints) {
 			return nil, fmt.Errorf("view: query: %w", err)
 		}
@@ -495,7 +510,7 @@ func (s *Store) Close() error {
 	errs := []error{s.Sync()}
 	for _, d := range s.dbs {
 		for _, l := range d.lanes {
-			errs = append(errs, l.db.Close())
+			errs = append(errs, l.closeAll())
 		}
 	}
 	return errors.Join(errs...)

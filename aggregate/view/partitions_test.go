@@ -1,0 +1,63 @@
+package view
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+// TestManyPartitionsSurviveKill writes 16 hours of 10-second windows as
+// fast as a replay or a backlog does, then opens a copy of the files as a
+// kill -9 leaves them. With tstorage starting partitions itself, its log
+// segments are named 0, 1, …, 10 and "the oldest" was removed by name
+// order: from the tenth partition on, the head's own log went, and the
+// copy lacked its last partition's 360 windows a series.
+func TestManyPartitionsSurviveKill(t *testing.T) {
+	sizes := []time.Duration{10 * time.Second, time.Minute}
+	dir := t.TempDir()
+	s, err := Open(dir, sizes, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const series, hours = 10, 16
+	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour).UnixNano()
+	for w := range hours * 360 {
+		start := t0 + int64(w)*int64(10*time.Second)
+		var rows []Row
+		for i := range series {
+			rows = append(rows, wrow(fmt.Sprintf("s%02d", i), 10*time.Second, start, 1, float64(w)))
+			if w%6 == 5 {
+				rows = append(rows, wrow(fmt.Sprintf("s%02d", i), time.Minute, start-int64(50*time.Second), 6, float64(w)))
+			}
+		}
+		if err := s.Put(rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store, when string) {
+		for _, size := range sizes {
+			want := hours * int(time.Hour/size)
+			for i := range series {
+				got, err := s.Query("pi", fmt.Sprintf("s%02d", i), size, math.MinInt64+1, math.MaxInt64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != want {
+					t.Errorf("%s: s%02d %v: %d windows, want %d", when, i, size, len(got), want)
+				}
+			}
+		}
+	}
+	check(s, "running")
+	killed, err := Open(killCopy(t, dir), sizes, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killed.Close()
+	check(killed, "after kill -9")
+}
