@@ -67,6 +67,9 @@ type lane struct {
 	// releases), read-only. See gen.
 	head   *gen
 	closed []*gen
+	// retired: closed generations retention removed, still mapped until
+	// no query can read them (Store.release).
+	retired []tstorage.Storage
 	next   int // number of the next generation directory
 	// empty: no point in any partition and none sent since Open.
 	empty bool
@@ -94,8 +97,10 @@ type lane struct {
 // when it spans the size's partition duration the lane rolls it: Close
 // flushes it to disk (its log hard-linked aside in wal.keep until the
 // partition is fsynced), it stays open read-only, and an empty head starts
-// in a new directory. Each partition is mapped into memory once: tstorage
-// never unmaps, so reopening a database maps all its partitions again.
+// in a new directory. Each partition is mapped into memory once (a
+// reopened database maps all its partitions again), and unmapped when its
+// generation is removed or the store closes (unmap.go: tstorage itself
+// never unmaps).
 type gen struct {
 	dir string
 	db  tstorage.Storage
@@ -256,9 +261,12 @@ func (l *lane) open() error {
 			return err
 		}
 		// Flush what the log recovered: a closed generation holds no point
-		// in memory. (Its partitions are mapped again by the reopen.)
+		// in memory.
 		if recovered {
 			if err := db.Close(); err != nil {
+				return err
+			}
+			if _, err := unmap(db); err != nil {
 				return err
 			}
 			if db, err = tstorage.NewStorage(l.d.options(g.dir)...); err != nil {
@@ -275,6 +283,9 @@ func (l *lane) open() error {
 		if c.max == math.MinInt64 && g.k > 0 {
 			// Empty (a head that never took a row): drop it.
 			if err := db.Close(); err != nil {
+				return err
+			}
+			if _, err := unmap(db); err != nil {
 				return err
 			}
 			if err := os.RemoveAll(g.dir); err != nil {
@@ -343,10 +354,12 @@ func (l *lane) roll() error {
 	kept := l.closed[:0]
 	for _, c := range l.closed {
 		if c.dir != l.dir && !c.flushed.IsZero() && now.Sub(c.flushed) > l.d.keep {
-			// Its partitions stay mapped (tstorage never unmaps) until exit.
+			// A query may still read it: the store unmaps it when none
+			// can (Store.release); the files go now.
 			if err := os.RemoveAll(c.dir); err != nil {
 				return fmt.Errorf("view: retention: %w", err)
 			}
+			l.retired = append(l.retired, c.db)
 			continue
 		}
 		kept = append(kept, c)
@@ -369,11 +382,14 @@ func (l *lane) dbs(from, to int64) []tstorage.Storage {
 	return out
 }
 
-// closeAll closes the lane's databases.
+// closeAll closes the lane's databases and unmaps their partitions. No
+// query may be running on them.
 func (l *lane) closeAll() error {
 	var errs []error
+	var dbs []tstorage.Storage
 	if l.head != nil {
 		errs = append(errs, l.head.db.Close())
+		dbs = append(dbs, l.head.db)
 		l.head = nil
 	}
 	for _, c := range l.closed {
@@ -381,8 +397,16 @@ func (l *lane) closeAll() error {
 			c.open = false
 			errs = append(errs, c.db.Close())
 		}
+		dbs = append(dbs, c.db)
 	}
 	l.closed = nil
+	dbs = append(dbs, l.retired...)
+	l.retired = nil
+	for _, db := range dbs {
+		if _, err := unmap(db); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -82,7 +82,10 @@ type SeriesInfo struct {
 type Store struct {
 	dir string
 
-	mu     sync.Mutex
+	// reading is held by queries while they read tstorage databases, and
+	// taken to unmap databases (release, Close); taken before mu.
+	reading sync.RWMutex
+	mu      sync.Mutex
 	dbs    map[time.Duration]*sizeDB
 	series map[string]*SeriesInfo // device + "\x00" + series
 	dirty  bool
@@ -347,6 +350,8 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 		qfrom = math.MinInt64
 	}
 	unit := ""
+	s.reading.RLock()
+	defer s.reading.RUnlock()
 	s.mu.Lock()
 	if info := s.series[device+"\x00"+series]; info != nil {
 		unit = info.Unit
@@ -452,6 +457,9 @@ func (s *Store) sizes() []time.Duration {
 // directories, the side store and the series index. The stream calls it
 // before each checkpoint, which then covers only durable windows.
 func (s *Store) Sync() error {
+	if err := s.release(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.pruneSide(time.Now().UnixNano())
 	side, sideChanged := s.encodeSide()
@@ -505,9 +513,34 @@ func (s *Store) Sync() error {
 	return nil
 }
 
+// release unmaps the databases retention removed, once no query reads
+// them.
+func (s *Store) release() error {
+	s.reading.Lock()
+	defer s.reading.Unlock()
+	s.mu.Lock()
+	var dbs []tstorage.Storage
+	for _, d := range s.dbs {
+		for _, l := range d.lanes {
+			dbs = append(dbs, l.retired...)
+			l.retired = nil
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, db := range dbs {
+		if _, err := unmap(db); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Close makes the store durable and closes every database.
 func (s *Store) Close() error {
 	errs := []error{s.Sync()}
+	s.reading.Lock()
+	defer s.reading.Unlock()
 	for _, d := range s.dbs {
 		for _, l := range d.lanes {
 			errs = append(errs, l.closeAll())
