@@ -70,7 +70,7 @@ type lane struct {
 	// retired: closed generations retention removed, still mapped until
 	// no query can read them (Store.release).
 	retired []tstorage.Storage
-	next   int // number of the next generation directory
+	next    int // number of the next generation directory
 	// empty: no point in any partition and none sent since Open.
 	empty bool
 	// front is the largest first-point time of a row sent to the lane

@@ -86,9 +86,9 @@ type Store struct {
 	// taken to unmap databases (release, Close); taken before mu.
 	reading sync.RWMutex
 	mu      sync.Mutex
-	dbs    map[time.Duration]*sizeDB
-	series map[string]*SeriesInfo // device + "\x00" + series
-	dirty  bool
+	dbs     map[time.Duration]*sizeDB
+	series  map[string]*SeriesInfo // device + "\x00" + series
+	dirty   bool
 	// latest is the latest window start sent to a lane, per series and
 	// size, since Open: a row at or before it is a rewrite (side.go).
 	latest    map[seriesSize]int64
