@@ -153,7 +153,9 @@ func (d *sizeDB) options(dir string) []tstorage.Option {
 		tstorage.WithDataPath(dir),
 		// The lane starts partitions itself (see gen).
 		tstorage.WithPartitionDuration(time.Duration(math.MaxInt64)),
-		tstorage.WithRetention(d.keep),
+		// Retention removes whole generations (lane.roll); tstorage's
+		// own would remove partitions without unmapping them.
+		tstorage.WithRetention(100 * 365 * 24 * time.Hour),
 		tstorage.WithTimestampPrecision(tstorage.Nanoseconds),
 		tstorage.WithWALBufferedSize(0), // every write reaches the OS: a kill -9 loses nothing
 	}
@@ -252,39 +254,32 @@ func (l *lane) open() error {
 	}
 	slices.SortFunc(gens, func(a, b gd) int { return a.k - b.k })
 	for _, g := range gens {
-		if err := restoreKeep(g.dir); err != nil {
+		kept, err := restoreKeep(g.dir)
+		if err != nil {
 			return err
 		}
-		recovered := hasLog(g.dir)
+		recovered := kept || hasLog(g.dir)
 		db, err := tstorage.NewStorage(l.d.options(g.dir)...)
 		if err != nil {
 			return err
 		}
-		// Flush what the log recovered: a closed generation holds no point
-		// in memory.
-		if recovered {
-			if err := db.Close(); err != nil {
-				return err
-			}
-			if _, err := unmap(db); err != nil {
-				return err
-			}
-			if db, err = tstorage.NewStorage(l.d.options(g.dir)...); err != nil {
-				return err
-			}
+		// Close it at once: that flushes what its log recovered, and a
+		// closed database still reads (as a rolled head does) without
+		// keeping tstorage's expiry goroutine.
+		if err := db.Close(); err != nil {
+			unmap(db)
+			return err
 		}
-		c := &gen{dir: g.dir, db: db, min: math.MaxInt64, max: math.MinInt64, open: true}
+		c := &gen{dir: g.dir, db: db, min: math.MaxInt64, max: math.MinInt64}
 		for _, p := range partitions(g.dir) {
 			c.min, c.max = min(c.min, p.min), max(c.max, p.max)
 			if p.flushed.After(c.flushed) {
 				c.flushed = p.flushed
 			}
 		}
-		if c.max == math.MinInt64 && g.k > 0 {
-			// Empty (a head that never took a row): drop it.
-			if err := db.Close(); err != nil {
-				return err
-			}
+		expired := g.k > 0 && !c.flushed.IsZero() && time.Since(c.flushed) > l.d.keep
+		if (c.max == math.MinInt64 || expired) && g.k > 0 {
+			// Empty (a head that never took a row), or past retention.
 			if _, err := unmap(db); err != nil {
 				return err
 			}
@@ -292,6 +287,12 @@ func (l *lane) open() error {
 				return err
 			}
 			continue
+		}
+		if !recovered && g.k > 0 {
+			// A rolled generation: the roll fsynced it before it removed
+			// wal.keep (had it not finished, restoreKeep put the log back).
+			// Not walking them keeps a start after a long run quick.
+			l.synced[filepath.Base(g.dir)] = true
 		}
 		l.closed = append(l.closed, c)
 		if c.max != math.MinInt64 {
@@ -454,34 +455,35 @@ func linkLog(log, keep string) error {
 // restoreKeep finishes a roll a crash interrupted: segments the log no
 // longer has go back from keep (their points are re-read; a partition the
 // roll had flushed then holds them twice, which Query merges).
-func restoreKeep(dir string) error {
+// It reports whether there was one.
+func restoreKeep(dir string) (bool, error) {
 	keep := filepath.Join(dir, keepDir)
 	names, err := readDirNames(keep)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	log := filepath.Join(dir, "wal")
 	if err := wal.MkdirAll(log); err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range names {
 		if _, err := os.Stat(filepath.Join(log, n)); err == nil {
 			continue
 		}
 		if err := os.Rename(filepath.Join(keep, n), filepath.Join(log, n)); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := syncDir(log); err != nil {
-		return err
+		return false, err
 	}
 	if err := os.RemoveAll(keep); err != nil {
-		return err
+		return false, err
 	}
-	return syncDir(dir)
+	return true, syncDir(dir)
 }
 
 type partitionRange struct {
@@ -502,6 +504,11 @@ func partitions(dir string) []partitionRange {
 		}
 		info, err := os.Stat(filepath.Join(dir, name, "meta.json"))
 		if err != nil {
+			continue
+		}
+		if data, err := os.Stat(filepath.Join(dir, name, "data")); err != nil || data.Size() == 0 {
+			// Empty: tstorage's Close flushes its empty in-memory
+			// partitions to p-0-0, rewritten at every Close.
 			continue
 		}
 		lo, err1 := strconv.ParseInt(parts[1], 10, 64)

@@ -2,6 +2,7 @@ package view
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,16 @@ func TestUnmapReleasesMappings(t *testing.T) {
 	}
 	if all, _ := mappings(t, dir); all != 0 {
 		t.Errorf("%d partitions mapped after reopening and closing", all)
+	}
+	// Generations past retention when the store opens are removed then.
+	time.Sleep(time.Second)
+	s, err = Open(dir, []time.Duration{size}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	gens, _ := filepath.Glob(filepath.Join(dir, size.String(), genPrefix+"*"))
+	if len(gens) != 1 { // the new head
+		t.Errorf("generations after opening past retention: %v, want only the new head", gens)
 	}
 }
