@@ -104,10 +104,8 @@ type lane struct {
 type gen struct {
 	dir string
 	db  tstorage.Storage
-	// Closed generations: the span of their partitions, and when the
-	// newest was flushed (retention).
+	// Closed generations: the span of their partitions.
 	min, max int64
-	flushed  time.Time
 	// open: db is not closed (a roll closes the head's, which stays
 	// readable).
 	open bool
@@ -141,6 +139,9 @@ const (
 )
 
 func newSizeDB(size, keep time.Duration) *sizeDB {
+	if keep <= 0 {
+		keep = DefaultKeep
+	}
 	part := windowsPerPartition * size
 	// Slack: a few windows of skew between series (their watermarks and
 	// idle closes differ), and always far less than a partition.
@@ -253,12 +254,47 @@ func (l *lane) open() error {
 		}
 	}
 	slices.SortFunc(gens, func(a, b gd) int { return a.k - b.k })
+	// Retention first, from the partitions' names: what it removes is
+	// never opened (so never mapped).
+	recovered := map[string]bool{}
+	front := int64(math.MinInt64)
 	for _, g := range gens {
 		kept, err := restoreKeep(g.dir)
 		if err != nil {
 			return err
 		}
-		recovered := kept || hasLog(g.dir)
+		recovered[g.dir] = kept || hasLog(g.dir)
+		for _, p := range partitions(g.dir) {
+			front = max(front, p.max)
+		}
+	}
+	horizon := front - int64(l.d.keep)
+	if horizon > front {
+		horizon = math.MinInt64
+	}
+	for _, g := range gens {
+		rec := recovered[g.dir]
+		if !rec {
+			expired := 0
+			ps := partitions(g.dir)
+			for _, p := range ps {
+				if p.max < horizon {
+					expired++
+					if g.k == 0 { // the layout of earlier releases: partitions one by one
+						if err := os.RemoveAll(filepath.Join(g.dir, p.name)); err != nil {
+							return fmt.Errorf("view: retention: %w", err)
+						}
+					}
+				}
+			}
+			if g.k > 0 && expired == len(ps) {
+				// Past retention, or empty (a head that never took a row).
+				if err := os.RemoveAll(g.dir); err != nil {
+					return fmt.Errorf("view: retention: %w", err)
+				}
+				continue
+			}
+		}
 		db, err := tstorage.NewStorage(l.d.options(g.dir)...)
 		if err != nil {
 			return err
@@ -273,13 +309,9 @@ func (l *lane) open() error {
 		c := &gen{dir: g.dir, db: db, min: math.MaxInt64, max: math.MinInt64}
 		for _, p := range partitions(g.dir) {
 			c.min, c.max = min(c.min, p.min), max(c.max, p.max)
-			if p.flushed.After(c.flushed) {
-				c.flushed = p.flushed
-			}
 		}
-		expired := g.k > 0 && !c.flushed.IsZero() && time.Since(c.flushed) > l.d.keep
-		if (c.max == math.MinInt64 || expired) && g.k > 0 {
-			// Empty (a head that never took a row), or past retention.
+		if c.max == math.MinInt64 && g.k > 0 {
+			// Its log held nothing.
 			if _, err := unmap(db); err != nil {
 				return err
 			}
@@ -288,7 +320,7 @@ func (l *lane) open() error {
 			}
 			continue
 		}
-		if !recovered && g.k > 0 {
+		if !rec && g.k > 0 {
 			// A rolled generation: the roll fsynced it before it removed
 			// wal.keep (had it not finished, restoreKeep put the log back).
 			// Not walking them keeps a start after a long run quick.
@@ -301,6 +333,31 @@ func (l *lane) open() error {
 		}
 	}
 	return l.startHead()
+}
+
+// expire removes the closed generations whose windows all lie more than
+// the size's retention before the lane's front: retention counts windows
+// of event time, so a replay of a month keeps what the live daemon would,
+// not a month of generations until they age. Their mappings go when no
+// query can read them (Store.release).
+func (l *lane) expire() error {
+	horizon := l.front - int64(l.d.keep)
+	if horizon > l.front {
+		return nil // before the start of time
+	}
+	kept := l.closed[:0]
+	for _, c := range l.closed {
+		if c.dir != l.dir && c.max < horizon {
+			if err := os.RemoveAll(c.dir); err != nil {
+				return fmt.Errorf("view: retention: %w", err)
+			}
+			l.retired = append(l.retired, c.db)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	l.closed = kept
+	return nil
 }
 
 // startHead starts an empty head in a new generation directory.
@@ -319,7 +376,7 @@ func (l *lane) startHead() error {
 }
 
 // roll flushes the head to a partition on disk, durably, keeps it as a
-// closed generation and starts a new head; closed generations older than
+// closed generation and starts a new head; closed generations past
 // retention are removed.
 func (l *lane) roll() error {
 	h := l.head
@@ -346,26 +403,11 @@ func (l *lane) roll() error {
 	h.min, h.max = math.MaxInt64, math.MinInt64
 	for _, p := range partitions(h.dir) {
 		h.min, h.max = min(h.min, p.min), max(h.max, p.max)
-		if p.flushed.After(h.flushed) {
-			h.flushed = p.flushed
-		}
 	}
 	l.closed = append(l.closed, h)
-	now := time.Now()
-	kept := l.closed[:0]
-	for _, c := range l.closed {
-		if c.dir != l.dir && !c.flushed.IsZero() && now.Sub(c.flushed) > l.d.keep {
-			// A query may still read it: the store unmaps it when none
-			// can (Store.release); the files go now.
-			if err := os.RemoveAll(c.dir); err != nil {
-				return fmt.Errorf("view: retention: %w", err)
-			}
-			l.retired = append(l.retired, c.db)
-			continue
-		}
-		kept = append(kept, c)
+	if err := l.expire(); err != nil {
+		return err
 	}
-	l.closed = kept
 	return l.startHead()
 }
 
@@ -489,7 +531,6 @@ func restoreKeep(dir string) (bool, error) {
 type partitionRange struct {
 	name     string
 	min, max int64
-	flushed  time.Time // meta.json's modification time
 }
 
 // partitions lists the flushed partitions of a lane by their names
@@ -502,8 +543,7 @@ func partitions(dir string) []partitionRange {
 		if len(parts) != 3 || parts[0] != "p" {
 			continue
 		}
-		info, err := os.Stat(filepath.Join(dir, name, "meta.json"))
-		if err != nil {
+		if _, err := os.Stat(filepath.Join(dir, name, "meta.json")); err != nil {
 			continue
 		}
 		if data, err := os.Stat(filepath.Join(dir, name, "data")); err != nil || data.Size() == 0 {
@@ -522,7 +562,7 @@ func partitions(dir string) []partitionRange {
 			}
 			lo, hi = m.MinTimestamp, m.MaxTimestamp
 		}
-		out = append(out, partitionRange{name, lo, hi, info.ModTime()})
+		out = append(out, partitionRange{name, lo, hi})
 	}
 	return out
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestManyPartitionsSurviveKill writes 16 hours of 10-second windows as
+// TestManyPartitionsSurviveKill writes 11 hours of 10-second windows as
 // fast as a replay or a backlog does, then opens a copy of the files as a
 // kill -9 leaves them. With tstorage starting partitions itself, its log
 // segments are named 0, 1, …, 10 and "the oldest" was removed by name
@@ -21,7 +21,7 @@ func TestManyPartitionsSurviveKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const series, hours = 10, 16
+	const series, hours = 10, 11
 	t0 := time.Now().Add(-48 * time.Hour).Truncate(time.Hour).UnixNano()
 	for w := range hours * 360 {
 		start := t0 + int64(w)*int64(10*time.Second)

@@ -27,20 +27,18 @@ func mappings(t *testing.T, dir string) (all, deleted int) {
 	return all, deleted
 }
 
-// TestUnmapReleasesMappings: tstorage never unmaps a partition. Rolled
-// heads whose retention has passed are removed and their mappings
-// released at the next Sync, and Close releases the rest; the reopen at
-// Open leaves none behind either.
-func TestUnmapReleasesMappings(t *testing.T) {
-	size := 10 * time.Millisecond // partitions of 320 ms, kept 640 ms (two partitions)
+// TestRetentionAndMappings: retention removes the generations whose
+// windows lie more than its span behind the lane's front, while running
+// and at Open (where it opens none of them), and no partition stays
+// mapped once removed or closed — tstorage itself never unmaps one.
+func TestRetentionAndMappings(t *testing.T) {
+	size := 10 * time.Millisecond // partitions of 32 windows (320 ms)
 	dir := t.TempDir()
-	s, err := Open(dir, []time.Duration{size}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lane := filepath.Join(dir, size.String())
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second).UnixNano()
 	w := 0
-	put := func(n int) {
+	put := func(s *Store, n int) {
+		t.Helper()
 		for range n {
 			if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
 				t.Fatal(err)
@@ -51,43 +49,69 @@ func TestUnmapReleasesMappings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(200) // six rolls
-	all, _ := mappings(t, dir)
-	if all < 5 {
-		t.Fatalf("%d partitions mapped after six rolls, want at least 5 (did the layout change?)", all)
+	gens := func() int {
+		g, _ := filepath.Glob(filepath.Join(lane, genPrefix+"*"))
+		return len(g)
 	}
-	time.Sleep(time.Second) // past retention
-	put(100)
-	if _, deleted := mappings(t, dir); deleted != 0 {
+	count := func(s *Store) int {
+		t.Helper()
+		rows, err := s.Query("pi", "s", size, t0, t0+int64(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+
+	// Keep 10 s (1,000 windows): 300 windows stay, in ten or more
+	// generations.
+	s, err := Open(dir, []time.Duration{size}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(s, 300)
+	if n := count(s); n != 300 {
+		t.Fatalf("%d windows, want 300", n)
+	}
+	if all, _ := mappings(t, lane); all < 9 {
+		t.Fatalf("%d partitions mapped after 300 windows, want at least 9 (did tstorage's layout change?)", all)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := mappings(t, lane); all != 0 {
+		t.Errorf("%d partitions mapped after Close", all)
+	}
+
+	// Reopened keeping 640 ms (64 windows): Open removes what is past it,
+	// and maps none of it.
+	before := gens()
+	s, err = Open(dir, []time.Duration{size}, time.Nanosecond) // the least: two partitions
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("generations: %d before reopening keeping 640 ms, %d after; windows %d", before, gens(), count(s))
+	if after := gens(); after >= before-5 || after > 5 {
+		t.Errorf("%d generations before Open, %d after: retention removed too few", before, after)
+	}
+	if _, deleted := mappings(t, lane); deleted != 0 {
+		t.Errorf("%d removed partitions mapped after Open", deleted)
+	}
+	if n := count(s); n < 64 || n > 64+64 {
+		t.Errorf("%d windows after Open, want the newest 64 and at most two partitions more", n)
+	}
+
+	// Running: rolls remove what falls behind, and Sync unmaps it.
+	put(s, 300)
+	if g := gens(); g > 6 {
+		t.Errorf("%d generations: retention does not keep up", g)
+	}
+	if _, deleted := mappings(t, lane); deleted != 0 {
 		t.Errorf("%d removed partitions still mapped after Sync", deleted)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if all, _ := mappings(t, dir); all != 0 {
+	if all, _ := mappings(t, lane); all != 0 {
 		t.Errorf("%d partitions mapped after Close", all)
-	}
-	// Reopen (the log recovered and flushed) and close.
-	s, err = Open(dir, []time.Duration{size}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(40)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if all, _ := mappings(t, dir); all != 0 {
-		t.Errorf("%d partitions mapped after reopening and closing", all)
-	}
-	// Generations past retention when the store opens are removed then.
-	time.Sleep(time.Second)
-	s, err = Open(dir, []time.Duration{size}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	gens, _ := filepath.Glob(filepath.Join(dir, size.String(), genPrefix+"*"))
-	if len(gens) != 1 { // the new head
-		t.Errorf("generations after opening past retention: %v, want only the new head", gens)
 	}
 }

@@ -109,8 +109,10 @@ type windowKey struct {
 }
 
 // Open opens (or creates) the store in dir for the given window sizes.
-// Retention keeps each size's windows for at least keep. Damaged parts are
-// set aside rather than refused: see Damaged.
+// Retention keeps the windows of each size that start no more than keep
+// (DefaultKeep when keep ≤ 0), and no more than 4,320 windows of the size,
+// before the newest (lanes.go: the store's heap depends on it). Damaged
+// parts are set aside rather than refused: see Damaged.
 func Open(dir string, sizes []time.Duration, keep time.Duration) (*Store, error) {
 	if err := wal.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("view: %w", err)
