@@ -10,8 +10,9 @@
 # armhf binaries are GOARM=6 so that one package serves every Raspberry Pi.
 #
 # Both packages carry /usr/share/doc/PKG/copyright (packaging/copyright),
-# a lintian override (packaging/lintian/PKG) and changelog.gz, made here
-# from packaging/changelog with the version and a date filled in.
+# a lintian override (packaging/lintian/PKG), changelog.gz, made here
+# from packaging/changelog with the version and a date filled in, and
+# their manual page (packaging/man/PKG.1, compressed here).
 #
 # Environment:
 #   DIST         binaries in, packages out (default: dist)
@@ -92,6 +93,9 @@ mkdir -p "$DIST"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 changelog "$work/changelog.gz"
+for page in packaging/man/*.1; do
+	gzip -9n <"$page" >"$work/$(basename "$page").gz"
+done
 for arch in "$@"; do
 	case "$arch" in
 	armhf) goarch=arm goarm=6 nfpm_arch=arm6 suffix=armv6 ;;
@@ -106,7 +110,7 @@ for arch in "$@"; do
 	for pkg in edged edged-reconcile; do
 		out="$DIST/${pkg}_${DEB_VERSION}_${arch}.deb"
 		rm -f "$out"
-		ARCH="$nfpm_arch" VERSION="$DEB_VERSION" EDGED_BIN="$edged" RECONCILE_BIN="$reconcile" CHANGELOG="$work/changelog.gz" \
+		ARCH="$nfpm_arch" VERSION="$DEB_VERSION" EDGED_BIN="$edged" RECONCILE_BIN="$reconcile" CHANGELOG="$work/changelog.gz" MANDIR="$work" \
 			nfpm pkg --packager deb --config "packaging/nfpm-$pkg.yaml" --target "$out" >/dev/null
 		log "$out"
 	done
