@@ -15,15 +15,11 @@ import (
 // that `make test` stays usable until the fix lands. Remove an entry with
 // its fix: the criterion is then always enforced.
 //
-// The first six (views-not-durable, views-drop-older,
-// views-disk-partition, views-refuse-start, dir-fsync, clock-ahead-stalls)
-// are fixed and their criteria enforced; RELIABILITY.md keeps their
-// history.
-var knownBugs = map[string]string{
-	"views-head-memory": "the view store kept up to two hours of windows in tstorage's in-memory partitions, " +
-		"about 2 KB per window: edged's RSS grew for hours (TestSoak); fixed in aggregate/view on 2026-11-24 " +
-		"(32-window heads, TestMemoryBounded), enforced again once a soak run confirms it",
-}
+// All seven found so far (views-not-durable, views-drop-older,
+// views-disk-partition, views-refuse-start, dir-fsync, clock-ahead-stalls,
+// views-head-memory) are fixed and their criteria enforced; RELIABILITY.md
+// keeps their history.
+var knownBugs = map[string]string{}
 
 // enforced reports whether the criterion that known bug name breaks fails
 // the test; when it does not, it says so in the log.

@@ -57,10 +57,7 @@ const (
 //   - flat: after warm-up (a tenth of the run, at least 30 s), the median
 //     of the last third of the samples exceeds the median of the first
 //     third by at most 16 MiB RSS, 10 goroutines, 5 fds (RELIABILITY.md
-//     says why these bounds). The RSS bound waits for the known bug
-//     views-head-memory (the view store's in-memory partitions grow for
-//     hours): measured and recorded, enforced with
-//     EDGED_RELIABILITY_KNOWN_BUGS=1.
+//     says why these bounds).
 func TestSoak(t *testing.T) {
 	if !long() {
 		t.Skip("soak: long tier only (EDGED_RELIABILITY=long or -long; EDGED_SOAK_DURATION, default 30m, sets its length)")
@@ -209,7 +206,7 @@ func TestSoak(t *testing.T) {
 		sfx   string
 		bug   string // the known bug that breaks the criterion, if any
 	}{
-		{"RSS", func(s soakSample) int64 { return s.rss }, soakRSSGrowth, mib, " MiB", "views-head-memory"},
+		{"RSS", func(s soakSample) int64 { return s.rss }, soakRSSGrowth, mib, " MiB", ""},
 		{"go_goroutines", func(s soakSample) int64 { return int64(s.goroutines) }, soakGoroutineGrowth, 1, "", ""},
 		{"open fds", func(s soakSample) int64 { return int64(s.fds) }, soakFDGrowth, 1, "", ""},
 	}
