@@ -358,9 +358,12 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	if info := s.series[device+"\x00"+series]; info != nil {
 		unit = info.Unit
 	}
+	// A generation holds one partition, whose span is exact: only those
+	// with a point in [from, end] are read (a lookup of a new window reads
+	// the head alone: reading a flushed partition decodes all of it).
 	var dbs []tstorage.Storage
 	for _, l := range d.lanes {
-		dbs = append(dbs, l.dbs(qfrom, end)...)
+		dbs = append(dbs, l.dbs(from, end)...)
 	}
 	s.mu.Unlock()
 	for _, db := range dbs {
