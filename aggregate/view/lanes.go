@@ -268,10 +268,7 @@ func (l *lane) open() error {
 			front = max(front, p.max)
 		}
 	}
-	horizon := front - int64(l.d.keep)
-	if horizon > front {
-		horizon = math.MinInt64
-	}
+	horizon := l.d.horizon(front)
 	for _, g := range gens {
 		rec := recovered[g.dir]
 		if !rec {
@@ -335,15 +332,15 @@ func (l *lane) open() error {
 	return l.startHead()
 }
 
-// expire removes the closed generations whose windows all lie more than
-// the size's retention before the lane's front: retention counts windows
-// of event time, so a replay of a month keeps what the live daemon would,
-// not a month of generations until they age. Their mappings go when no
-// query can read them (Store.release).
+// expire removes the closed generations whose windows all lie before the
+// lane's retention horizon (sizeDB.horizon): retention counts event time,
+// so a replay of a month keeps what the live daemon would, not a month of
+// generations until they age. Their mappings go when no query can read
+// them (Store.release).
 func (l *lane) expire() error {
-	horizon := l.front - int64(l.d.keep)
-	if horizon > l.front {
-		return nil // before the start of time
+	horizon := l.d.horizon(l.front)
+	if horizon == math.MinInt64 {
+		return nil
 	}
 	kept := l.closed[:0]
 	for _, c := range l.closed {
@@ -358,6 +355,20 @@ func (l *lane) expire() error {
 	}
 	l.closed = kept
 	return nil
+}
+
+// horizon is where retention cuts a lane whose newest point is at front:
+// keep before the front or before the wall clock, whichever is earlier. So
+// a replay of last month keeps what the daemon would, while neither a
+// reading stamped years ahead (which moves its lane's front) nor a clock
+// that is ahead removes a window that is recent by the other; a Pi that
+// booted at 1970 removes nothing until its clock is set. MinInt64: none.
+func (d *sizeDB) horizon(front int64) int64 {
+	h := min(front, time.Now().UnixNano()) - int64(d.keep)
+	if h > front {
+		return math.MinInt64 // before the start of time
+	}
+	return h
 }
 
 // startHead starts an empty head in a new generation directory.

@@ -115,3 +115,43 @@ func TestRetentionAndMappings(t *testing.T) {
 		t.Errorf("%d partitions mapped after Close", all)
 	}
 }
+
+// TestRetentionSurvivesAFutureFront: readings stamped ten years ahead (a
+// clock stepped ahead) join the lane of the present and move its front;
+// retention must not then remove the present's windows, while running or
+// at Open (the clock-jump tests of the reliability suite found it did).
+func TestRetentionSurvivesAFutureFront(t *testing.T) {
+	size := time.Second // keeps 4,320 windows: 72 minutes
+	dir := t.TempDir()
+	s, err := Open(dir, []time.Duration{size}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := model{}
+	now := time.Now().Truncate(time.Second).UnixNano()
+	put := func(start int64, n int) {
+		t.Helper()
+		for i := range n {
+			r := wrow("s", size, start+int64(i)*int64(size), 1, float64(i))
+			if err := s.Put([]Row{r}); err != nil {
+				t.Fatal(err)
+			}
+			m.put(r)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(now-int64(10*time.Minute), 200)                        // the present: six generations
+	put(now+int64(10*365*24*time.Hour), 100)                   // ten years ahead, in the same lane
+	put(now-int64(10*time.Minute)+int64(200*time.Second), 100) // the present again: a lane of its own
+	m.check(t, s, "running")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, []time.Duration{size}, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m.check(t, s, "reopened")
+}
