@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,4 +155,63 @@ func TestRetentionSurvivesAFutureFront(t *testing.T) {
 	}
 	defer s.Close()
 	m.check(t, s, "reopened")
+}
+
+// TestQueryHoldsOffUnmap: a query that chose its databases before a roll
+// retired one of them reads it after the Sync that would unmap it; Sync
+// waits for the query (Store.reading), or the query would read unmapped
+// memory and crash the process.
+func TestQueryHoldsOffUnmap(t *testing.T) {
+	size := 10 * time.Millisecond
+	s, err := Open(t.TempDir(), []time.Duration{size}, time.Nanosecond) // keeps two partitions
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second).UnixNano()
+	w := 0
+	put := func(n int) {
+		t.Helper()
+		for range n {
+			if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
+				t.Fatal(err)
+			}
+			w++
+		}
+	}
+	put(100) // three generations
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	chosen, resume := make(chan struct{}), make(chan struct{})
+	testHookQuery = func() { close(chosen); <-resume }
+	defer func() { testHookQuery = nil }()
+	result := make(chan error, 1)
+	go func() {
+		rows, err := s.Query("pi", "s", size, t0, t0+int64(time.Hour))
+		if err == nil && len(rows) == 0 {
+			err = fmt.Errorf("the query found nothing")
+		}
+		result <- err
+	}()
+	<-chosen
+	testHookQuery = nil
+	put(300) // retention retires the generations the query chose
+	synced := make(chan error, 1)
+	go func() { synced <- s.Sync() }() // unmaps them once no query reads
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync (unmapping) returned while a query was between choosing and reading its databases: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(resume)
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted := mappings(t, s.dir); deleted != 0 {
+		t.Errorf("%d removed partitions still mapped after the Sync", deleted)
+	}
 }

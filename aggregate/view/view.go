@@ -78,6 +78,10 @@ type SeriesInfo struct {
 	Sizes  []string `json:"windows"`
 }
 
+// testHookQuery, when set (by tests), runs in Query between choosing the
+// databases and reading them.
+var testHookQuery func()
+
 // Store holds the windows.
 type Store struct {
 	dir string
@@ -366,6 +370,9 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 		dbs = append(dbs, l.dbs(from, end)...)
 	}
 	s.mu.Unlock()
+	if testHookQuery != nil {
+		testHookQuery()
+	}
 	for _, db := range dbs {
 		pts, err := db.Select(metric, labels, qfrom, end)
 		if err != nil && !errors.Is(err, tstorage.ErrNoDataPoints) {
