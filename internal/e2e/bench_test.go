@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,8 +56,13 @@ func BenchmarkIngest(b *testing.B) {
 				b.ReportMetric(paho.cpuPerM(), "paho-cpu-s/M")
 				b.ReportMetric(ed.cpuPerM()/paho.cpuPerM(), "x-paho-cpu")
 				b.ReportMetric(float64(ed.rssKiB)/1024, "edged-peak-RSS-MiB")
-				b.ReportMetric(float64(n-ed.received), "edged-lost")
-				b.ReportMetric(float64(n-paho.received), "paho-lost")
+				// Lost: accepted by the broker, not received (acknowledged,
+				// for edged at QoS 1). At QoS 1 the publisher's count is
+				// what the broker acknowledged to it.
+				b.ReportMetric(float64(ed.accepted-ed.received), "edged-lost")
+				b.ReportMetric(float64(paho.accepted-paho.received), "paho-lost")
+				b.ReportMetric(float64(mosq.accepted-mosq.received), "mosq-lost")
+				b.ReportMetric(float64(n-ed.accepted), "publisher-unacked")
 			})
 		}
 	}
@@ -64,6 +70,7 @@ func BenchmarkIngest(b *testing.B) {
 
 type result struct {
 	received int
+	accepted int // by the broker, from the publisher (-1: not known)
 	elapsed  time.Duration
 	cpu      time.Duration
 	rssKiB   int64
@@ -73,12 +80,15 @@ func (r result) rate() float64    { return float64(r.received) / r.elapsed.Secon
 func (r result) cpuPerM() float64 { return r.cpu.Seconds() / float64(r.received) * 1e6 }
 
 // publishN publishes n readings over `series` topics as fast as the
-// publisher goes (QoS 1: waits for every PUBACK at the end).
-func publishN(b *testing.B, url string, series, qos, n int) {
+// publisher goes (QoS 1: waits for every PUBACK at the end) and returns
+// how many the broker accepted: at QoS 1 those it acknowledged, the set a
+// consumer must receive (a publish paho gave up on is not the consumer's
+// loss); at QoS 0, n.
+func publishN(b *testing.B, url string, series, qos, n int) (accepted int) {
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("bench-pub-%d", time.Now().UnixNano())))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Errorf("publisher: %v", tok.Error()) // the waiting side times out
-		return
+		return 0
 	}
 	defer c.Disconnect(100)
 	t0 := time.Now().UnixMilli()
@@ -91,8 +101,32 @@ func publishN(b *testing.B, url string, series, qos, n int) {
 			toks = append(toks, tok)
 		}
 	}
+	if qos == 0 {
+		return n
+	}
 	for _, tok := range toks {
-		tok.WaitTimeout(time.Minute)
+		if tok.WaitTimeout(time.Minute) && tok.Error() == nil {
+			accepted++
+		}
+	}
+	return accepted
+}
+
+// publishAsync runs publishN in the background; the channel gets its result.
+func publishAsync(b *testing.B, url string, series, qos, n int) <-chan int {
+	ch := make(chan int, 1)
+	go func() { ch <- publishN(b, url, series, qos, n) }()
+	return ch
+}
+
+// acceptedBy waits for the publisher's count (it is done once every
+// PUBACK came or timed out).
+func acceptedBy(ch <-chan int) int {
+	select {
+	case a := <-ch:
+		return a
+	case <-time.After(2 * time.Minute):
+		return -1
 	}
 }
 
@@ -109,14 +143,39 @@ func runProcessRef(b *testing.B, url string, cmd *exec.Cmd, series, qos, n int) 
 		time.Sleep(500 * time.Millisecond)
 	}
 	start := time.Now()
-	go publishN(b, url, series, qos, n)
+	pub := publishAsync(b, url, series, qos, n)
 	// The end is the moment the last message arrived: pahocount prints its
 	// count at once (before disconnecting); mosquitto_sub prints messages
-	// and exits after the n-th.
+	// and exits after the n-th, so when fewer come it is stopped 30 s after
+	// the last one.
 	var last string
 	var end time.Time
+	var mu sync.Mutex
+	lastLine := time.Now()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+			}
+			mu.Lock()
+			idle := time.Since(lastLine)
+			mu.Unlock()
+			if idle > 30*time.Second {
+				cmd.Process.Kill()
+				return
+			}
+		}
+	}()
+	lineCount := 0
 	for lines.Scan() {
-		last, end = lines.Text(), time.Now()
+		mu.Lock()
+		last, end, lastLine = lines.Text(), time.Now(), time.Now()
+		mu.Unlock()
+		lineCount++
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -128,11 +187,11 @@ func runProcessRef(b *testing.B, url string, cmd *exec.Cmd, series, qos, n int) 
 	}
 	elapsed := end.Sub(start)
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	received := n
+	received := lineCount // mosquitto_sub prints each message
 	if strings.Contains(cmd.Path, "pahocount") {
 		received, _ = strconv.Atoi(last)
 	}
-	return result{received: received, elapsed: elapsed,
+	return result{received: received, accepted: acceptedBy(pub), elapsed: elapsed,
 		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
 		rssKiB: ru.Maxrss}
 }
@@ -173,7 +232,7 @@ sensors: {sim: {enabled: false}, thermal: {enabled: false}}
 	time.Sleep(300 * time.Millisecond) // subscription acknowledged
 	cpu0 := procCPU(cmd.Process.Pid)
 	start := time.Now()
-	go publishN(b, url, series, qos, n)
+	pub := publishAsync(b, url, series, qos, n)
 	counter := "edged_mqtt_messages_total"
 	if qos > 0 {
 		counter = "edged_mqtt_acked_total" // durable and acknowledged
@@ -189,7 +248,7 @@ sensors: {sim: {enabled: false}, thermal: {enabled: false}}
 			break
 		}
 	}
-	return result{received: int(got), elapsed: end.Sub(start), cpu: procCPU(cmd.Process.Pid) - cpu0, rssKiB: procHWM(cmd.Process.Pid)}
+	return result{received: int(got), accepted: acceptedBy(pub), elapsed: end.Sub(start), cpu: procCPU(cmd.Process.Pid) - cpu0, rssKiB: procHWM(cmd.Process.Pid)}
 }
 
 func metric(base, name string) float64 {
