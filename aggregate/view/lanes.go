@@ -104,11 +104,18 @@ type lane struct {
 type gen struct {
 	dir string
 	db  tstorage.Storage
-	// Closed generations: the span of their partitions.
+	// Closed generations: the span of their partitions (closed
+	// databases still read; only the head's is open).
 	min, max int64
-	// open: db is not closed (a roll closes the head's, which stays
-	// readable).
-	open bool
+}
+
+// span sets the generation's span to that of its partitions (none:
+// min MaxInt64, max MinInt64).
+func (g *gen) span(parts []partitionRange) {
+	g.min, g.max = math.MaxInt64, math.MinInt64
+	for _, p := range parts {
+		g.min, g.max = min(g.min, p.min), max(g.max, p.max)
+	}
 }
 
 // genPrefix names generation directories: g<k>.
@@ -203,7 +210,10 @@ func laneNumber(name, base string) (int, bool) {
 // openLane opens one lane as the file comment describes, quarantining it
 // if it does not open. damaged is non-empty when it was quarantined.
 func (s *Store) openLane(d *sizeDB, dir string, n int) (*lane, error) {
-	l := &lane{d: d, dir: dir, n: n, empty: true, front: math.MinInt64, synced: map[string]bool{}, next: 1}
+	newLane := func() *lane {
+		return &lane{d: d, dir: dir, n: n, empty: true, front: math.MinInt64, synced: map[string]bool{}, next: 1}
+	}
+	l := newLane()
 	err := l.open()
 	if err != nil {
 		l.closeAll()
@@ -218,7 +228,7 @@ func (s *Store) openLane(d *sizeDB, dir string, n int) (*lane, error) {
 		if err := syncDir(s.dir); err != nil {
 			return nil, err
 		}
-		l = &lane{d: d, dir: dir, n: n, empty: true, front: math.MinInt64, synced: map[string]bool{}, next: 1}
+		l = newLane()
 		if err := l.open(); err != nil {
 			l.closeAll()
 			return nil, fmt.Errorf("view: open %v windows: %w", d.size, err)
@@ -243,13 +253,14 @@ func (l *lane) open() error {
 		return err
 	}
 	type gd struct {
-		dir string
-		k   int
+		dir   string
+		k     int
+		parts []partitionRange
 	}
-	gens := []gd{{l.dir, 0}}
+	gens := []gd{{dir: l.dir}}
 	for _, name := range names {
 		if k, ok := genNumber(name); ok {
-			gens = append(gens, gd{filepath.Join(l.dir, name), k})
+			gens = append(gens, gd{dir: filepath.Join(l.dir, name), k: k})
 			l.next = max(l.next, k+1)
 		}
 	}
@@ -258,13 +269,15 @@ func (l *lane) open() error {
 	// never opened (so never mapped).
 	recovered := map[string]bool{}
 	front := int64(math.MinInt64)
-	for _, g := range gens {
+	for i := range gens {
+		g := &gens[i]
 		kept, err := restoreKeep(g.dir)
 		if err != nil {
 			return err
 		}
 		recovered[g.dir] = kept || hasLog(g.dir)
-		for _, p := range partitions(g.dir) {
+		g.parts = partitions(g.dir)
+		for _, p := range g.parts {
 			front = max(front, p.max)
 		}
 	}
@@ -272,19 +285,20 @@ func (l *lane) open() error {
 	for _, g := range gens {
 		rec := recovered[g.dir]
 		if !rec {
-			expired := 0
-			ps := partitions(g.dir)
-			for _, p := range ps {
-				if p.max < horizon {
-					expired++
-					if g.k == 0 { // the layout of earlier releases: partitions one by one
-						if err := os.RemoveAll(filepath.Join(g.dir, p.name)); err != nil {
-							return fmt.Errorf("view: retention: %w", err)
-						}
+			var left []partitionRange
+			for _, p := range g.parts {
+				if p.max >= horizon {
+					left = append(left, p)
+				} else if g.k == 0 { // the layout of earlier releases: partitions one by one
+					if err := os.RemoveAll(filepath.Join(g.dir, p.name)); err != nil {
+						return fmt.Errorf("view: retention: %w", err)
 					}
 				}
 			}
-			if g.k > 0 && expired == len(ps) {
+			if g.k == 0 {
+				g.parts = left
+			}
+			if g.k > 0 && len(left) == 0 {
 				// Past retention, or empty (a head that never took a row).
 				if err := os.RemoveAll(g.dir); err != nil {
 					return fmt.Errorf("view: retention: %w", err)
@@ -303,10 +317,11 @@ func (l *lane) open() error {
 			unmap(db)
 			return err
 		}
-		c := &gen{dir: g.dir, db: db, min: math.MaxInt64, max: math.MinInt64}
-		for _, p := range partitions(g.dir) {
-			c.min, c.max = min(c.min, p.min), max(c.max, p.max)
+		if rec { // Close flushed what the log held into a partition
+			g.parts = partitions(g.dir)
 		}
+		c := &gen{dir: g.dir, db: db}
+		c.span(g.parts)
 		if c.max == math.MinInt64 && g.k > 0 {
 			// Its log held nothing.
 			if _, err := unmap(db); err != nil {
@@ -382,7 +397,7 @@ func (l *lane) startHead() error {
 		return err
 	}
 	l.next++
-	l.head, l.headFresh = &gen{dir: dir, db: db, open: true}, true
+	l.head, l.headFresh = &gen{dir: dir, db: db}, true
 	return nil
 }
 
@@ -397,7 +412,6 @@ func (l *lane) roll() error {
 	}
 	// tstorage writes the partition, then removes its log; the links
 	// keep the log until the partition is fsynced below.
-	h.open = false
 	l.head = nil
 	if err := h.db.Close(); err != nil {
 		return fmt.Errorf("view: roll %s: %w", h.dir, err)
@@ -411,10 +425,7 @@ func (l *lane) roll() error {
 	if err := syncDir(h.dir); err != nil {
 		return err
 	}
-	h.min, h.max = math.MaxInt64, math.MinInt64
-	for _, p := range partitions(h.dir) {
-		h.min, h.max = min(h.min, p.min), max(h.max, p.max)
-	}
+	h.span(partitions(h.dir))
 	l.closed = append(l.closed, h)
 	if err := l.expire(); err != nil {
 		return err
@@ -447,10 +458,6 @@ func (l *lane) closeAll() error {
 		l.head = nil
 	}
 	for _, c := range l.closed {
-		if c.open {
-			c.open = false
-			errs = append(errs, c.db.Close())
-		}
 		dbs = append(dbs, c.db)
 	}
 	l.closed = nil
