@@ -274,6 +274,9 @@ func TestMatchTopic(t *testing.T) {
 		{"a/b", "a/b", true}, {"a/+", "a/b", true}, {"a/+", "a/b/c", false}, {"a/#", "a", true},
 		{"a/#", "a/b/c", true}, {"#", "a/b", true}, {"#", "$SYS/x", false}, {"$SYS/#", "$SYS/x", true},
 		{"+/b", "a/b", true}, {"a/b", "a/c", false}, {"a/b/c", "a/b", false}, {"+", "", true},
+		{"a/+/#", "a/x", true}, {"a/+/#", "a", false}, {"a/+", "a", false}, {"a/b", "a/b/", false},
+		{"a/b/", "a/b/", true}, {"a/+", "a/", true}, {"/+", "/x", true}, {"+/+", "/", true}, {"#", "", true},
+		{"a/#", "ab", false}, {"a", "a/b", false},
 	}
 	for _, c := range cases {
 		if got := sensors.MatchTopic(c.filter, c.topic); got != c.want {

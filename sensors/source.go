@@ -3,6 +3,7 @@ package sensors
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/edged-io/edged"
 	"github.com/edged-io/edged/wal"
@@ -45,12 +46,20 @@ func (s LogSink) Append(rs []edged.Reading) (uint64, error) {
 			}
 		}
 	}
-	rec, err := edged.AppendRecord(nil, rs)
+	buf := recordBufs.Get().(*[]byte)
+	defer recordBufs.Put(buf)
+	rec, err := edged.AppendRecord((*buf)[:0], rs)
 	if err != nil {
 		return 0, fmt.Errorf("sensors: encode readings: %w", err)
 	}
-	return s.Log.Append(rec)
+	*buf = rec
+	return s.Log.Append(rec) // copies rec
 }
+
+// recordBufs holds encoding buffers for LogSink.Append (sources append
+// from their own goroutines): a new record per MQTT message was a sixth of
+// ingest's garbage.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // WaitDurable waits until the record at lsn is durable.
 func (s LogSink) WaitDurable(ctx context.Context, lsn uint64) error {
