@@ -31,13 +31,22 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	edgedBin = filepath.Join(dir, "edged")
-	if out, err := exec.Command("go", "build", "-o", edgedBin, "../../cmd/edged").CombinedOutput(); err != nil {
+	if out, err := shippedBuild(edgedBin, "../../cmd/edged").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building edged: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// shippedBuild builds pkg into out as the packages and `make cross` do
+// (static, stripped), so that memory figures are those of what users run:
+// a cgo build maps libc and measured 1.3 MiB more RSS.
+func shippedBuild(out, pkg string) *exec.Cmd {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	return cmd
 }
 
 // brokerLimits: see sensors/doc.go (mosquitto's defaults drop QoS 1
