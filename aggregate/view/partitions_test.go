@@ -61,3 +61,66 @@ func TestManyPartitionsSurviveKill(t *testing.T) {
 	defer killed.Close()
 	check(killed, "after kill -9")
 }
+
+// TestGenerationsOpenWhenRead: a start opens no rolled generation (after
+// three days that took half a second); a query opens those its range
+// meets, and reads the same windows as before the restart.
+func TestGenerationsOpenWhenRead(t *testing.T) {
+	size := 10 * time.Second
+	dir := t.TempDir()
+	s, err := Open(dir, []time.Duration{size}, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hours = 4
+	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Hour).UnixNano()
+	for w := range hours * 360 {
+		if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, []time.Duration{size}, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	loaded := func() (open, all int) {
+		for _, l := range s.dbs[size].lanes {
+			for _, g := range l.closed {
+				if g.dir == l.dir {
+					continue // the lane directory itself: always open
+				}
+				all++
+				if g.db != nil {
+					open++
+				}
+			}
+		}
+		return open, all
+	}
+	open, all := loaded()
+	if want := hours * 360 / windowsPerPartition; all < want {
+		t.Fatalf("%d closed generations, want at least %d", all, want)
+	}
+	if open != 0 {
+		t.Errorf("after Open: %d of %d rolled generations open, want 0", open, all)
+	}
+	last := t0 + int64(hours*360-1)*int64(size)
+	got, err := s.Query("pi", "s", size, last, last+int64(size))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("last window: %d rows, %v", len(got), err)
+	}
+	if open, _ := loaded(); open > 2 {
+		t.Errorf("a query of one window opened %d generations", open)
+	}
+	got, err = s.Query("pi", "s", size, math.MinInt64+1, math.MaxInt64)
+	if err != nil || len(got) != hours*360 {
+		t.Fatalf("all windows: %d rows, want %d (%v)", len(got), hours*360, err)
+	}
+	if open, all := loaded(); open != all {
+		t.Errorf("a query of everything opened %d of %d generations", open, all)
+	}
+}

@@ -366,10 +366,16 @@ func (s *Store) Query(device, series string, size time.Duration, from, to int64)
 	// with a point in [from, end] are read (a lookup of a new window reads
 	// the head alone: reading a flushed partition decodes all of it).
 	var dbs []tstorage.Storage
+	var err error
 	for _, l := range d.lanes {
-		dbs = append(dbs, l.dbs(from, end)...)
+		if dbs, err = l.dbs(dbs, from, end); err != nil {
+			break
+		}
 	}
 	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	if testHookQuery != nil {
 		testHookQuery()
 	}
