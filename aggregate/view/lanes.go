@@ -107,6 +107,9 @@ type gen struct {
 	// opening every generation at start took half a second after three
 	// days of windows.
 	db tstorage.Storage
+	// loadErr: opening it failed; kept, not retried by every query
+	// (tstorage leaks its log file on a failed open).
+	loadErr error
 	// Closed generations: the span of their partitions (closed
 	// databases still read; only the head's is open).
 	min, max int64
@@ -117,16 +120,25 @@ type gen struct {
 // does) without keeping tstorage's expiry goroutine, and Close flushes
 // what its log recovered.
 func (g *gen) load(d *sizeDB) (tstorage.Storage, error) {
-	if g.db != nil {
-		return g.db, nil
+	if g.db != nil || g.loadErr != nil {
+		return g.db, g.loadErr
+	}
+	fail := func(err error) (tstorage.Storage, error) {
+		g.loadErr = fmt.Errorf("view: open %s: %w", g.dir, err)
+		return nil, g.loadErr
+	}
+	// tstorage would make a removed directory anew and read it as empty
+	// (a snapshot's copy removed under a long-running reader, say).
+	if _, err := os.Stat(g.dir); err != nil {
+		return fail(err)
 	}
 	db, err := tstorage.NewStorage(d.options(g.dir)...)
 	if err != nil {
-		return nil, fmt.Errorf("view: open %s: %w", g.dir, err)
+		return fail(err)
 	}
 	if err := db.Close(); err != nil {
 		unmap(db)
-		return nil, fmt.Errorf("view: open %s: %w", g.dir, err)
+		return fail(err)
 	}
 	g.db = db
 	return db, nil

@@ -3,6 +3,8 @@ package view
 import (
 	"fmt"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,5 +124,54 @@ func TestGenerationsOpenWhenRead(t *testing.T) {
 	}
 	if open, all := loaded(); open != all {
 		t.Errorf("a query of everything opened %d of %d generations", open, all)
+	}
+}
+
+// TestRemovedGenerationIsAnError: a rolled generation whose directory is
+// gone when a query first reads it fails the query (tstorage would make it
+// anew and read it as empty), and the failure is kept, not retried.
+func TestRemovedGenerationIsAnError(t *testing.T) {
+	size := 10 * time.Second
+	dir := t.TempDir()
+	s, err := Open(dir, []time.Duration{size}, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Hour).UnixNano()
+	for w := range 3 * windowsPerPartition {
+		if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, []time.Duration{size}, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var victim string
+	for _, l := range s.dbs[size].lanes {
+		for _, g := range l.closed {
+			if g.dir != l.dir && g.min <= t0 && t0 <= g.max {
+				victim = g.dir
+			}
+		}
+	}
+	if victim == "" {
+		t.Fatal("no rolled generation holds the first window")
+	}
+	if err := os.RemoveAll(victim); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := s.Query("pi", "s", size, t0, t0+int64(size))
+		if err == nil || !strings.Contains(err.Error(), victim) {
+			t.Fatalf("query of a removed generation: %d rows, err %v; want an error naming %s", len(got), err, victim)
+		}
+	}
+	if _, err := os.Stat(victim); err == nil {
+		t.Errorf("the query made %s anew", victim)
 	}
 }
