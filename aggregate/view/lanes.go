@@ -230,8 +230,14 @@ func laneDirs(dir string, size time.Duration) ([]string, []int, error) {
 	return dirs, nums, nil
 }
 
-func laneNumber(name, base string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, base+".")
+func laneNumber(name, base string) (int, bool) { return numberAfter(name, base+".") }
+
+func genNumber(name string) (int, bool) { return numberAfter(name, genPrefix) }
+
+// numberAfter parses name as prefix followed by a number ≥ 1 written as
+// strconv.Itoa writes it (no sign, no leading zero).
+func numberAfter(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
 	if !ok {
 		return 0, false
 	}
@@ -291,6 +297,7 @@ func (l *lane) open() error {
 		dir   string
 		k     int
 		parts []partitionRange
+		rec   bool // its log held points (or a roll was interrupted)
 	}
 	gens := []gd{{dir: l.dir}}
 	for _, name := range names {
@@ -302,7 +309,6 @@ func (l *lane) open() error {
 	slices.SortFunc(gens, func(a, b gd) int { return a.k - b.k })
 	// Retention first, from the partitions' names: what it removes is
 	// never opened (so never mapped).
-	recovered := map[string]bool{}
 	front := int64(math.MinInt64)
 	for i := range gens {
 		g := &gens[i]
@@ -310,7 +316,7 @@ func (l *lane) open() error {
 		if err != nil {
 			return err
 		}
-		recovered[g.dir] = kept || hasLog(g.dir)
+		g.rec = kept || hasLog(g.dir)
 		g.parts = partitions(g.dir)
 		for _, p := range g.parts {
 			front = max(front, p.max)
@@ -318,8 +324,7 @@ func (l *lane) open() error {
 	}
 	horizon := l.d.horizon(front)
 	for _, g := range gens {
-		rec := recovered[g.dir]
-		if !rec {
+		if !g.rec {
 			var left []partitionRange
 			for _, p := range g.parts {
 				if p.max >= horizon {
@@ -342,27 +347,15 @@ func (l *lane) open() error {
 			}
 		}
 		c := &gen{dir: g.dir}
-		if rec || g.k == 0 {
+		if g.rec || g.k == 0 {
 			// Opened now: its log is flushed into a partition (the lane
 			// directory itself is read by every query). A rolled
 			// generation is opened when a query needs it.
-			db, err := c.load(l.d)
-			if err != nil {
+			if _, err := c.load(l.d); err != nil {
 				return err
 			}
-			if rec {
+			if g.rec {
 				g.parts = partitions(g.dir)
-			}
-			c.span(g.parts)
-			if c.max == math.MinInt64 && g.k > 0 {
-				// Its log held nothing.
-				if _, err := unmap(db); err != nil {
-					return err
-				}
-				if err := os.RemoveAll(g.dir); err != nil {
-					return err
-				}
-				continue
 			}
 		} else {
 			// What opening it would find damaged is found now, so that
@@ -372,9 +365,20 @@ func (l *lane) open() error {
 					return err
 				}
 			}
-			c.span(g.parts)
 		}
-		if !rec && g.k > 0 {
+		c.span(g.parts)
+		if c.max == math.MinInt64 && g.k > 0 {
+			// Its log held nothing (a rolled generation without a
+			// partition was removed above).
+			if _, err := unmap(c.db); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(g.dir); err != nil {
+				return err
+			}
+			continue
+		}
+		if !g.rec && g.k > 0 {
 			// A rolled generation: the roll fsynced it before it removed
 			// wal.keep (had it not finished, restoreKeep put the log back).
 			// Not walking them keeps a start after a long run quick.
@@ -521,18 +525,6 @@ func (l *lane) closeAll() error {
 	return errors.Join(errs...)
 }
 
-func genNumber(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, genPrefix)
-	if !ok {
-		return 0, false
-	}
-	k, err := strconv.Atoi(rest)
-	if err != nil || k < 1 || strconv.Itoa(k) != rest {
-		return 0, false
-	}
-	return k, true
-}
-
 // hasLog reports whether a database directory's tstorage log holds
 // anything.
 func hasLog(dir string) bool {
@@ -637,7 +629,7 @@ func partitions(dir string) []partitionRange {
 
 // checkPartition checks a flushed tstorage partition as tstorage's open
 // does (its data file opens, its meta.json decodes into tstorage's
-// layout), and that every metric's offset lies in the data, without
+// layout), and that no metric's offset lies past the data, without
 // opening the database: a rolled generation is opened when first read.
 func checkPartition(dir string) error {
 	fail := func(err error) error { return fmt.Errorf("view: damaged partition %s: %w", dir, err) }

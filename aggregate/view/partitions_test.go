@@ -68,27 +68,9 @@ func TestManyPartitionsSurviveKill(t *testing.T) {
 // three days that took half a second); a query opens those its range
 // meets, and reads the same windows as before the restart.
 func TestGenerationsOpenWhenRead(t *testing.T) {
-	size := 10 * time.Second
-	dir := t.TempDir()
-	s, err := Open(dir, []time.Duration{size}, DefaultKeep)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const hours = 4
-	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Hour).UnixNano()
-	for w := range hours * 360 {
-		if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, []time.Duration{size}, DefaultKeep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, t0 := reopenedWithWindows(t, hours*360)
+	size := 10 * time.Second
 	loaded := func() (open, all int) {
 		for _, l := range s.dbs[size].lanes {
 			for _, g := range l.closed {
@@ -131,26 +113,8 @@ func TestGenerationsOpenWhenRead(t *testing.T) {
 // gone when a query first reads it fails the query (tstorage would make it
 // anew and read it as empty), and the failure is kept, not retried.
 func TestRemovedGenerationIsAnError(t *testing.T) {
+	s, t0 := reopenedWithWindows(t, 3*windowsPerPartition)
 	size := 10 * time.Second
-	dir := t.TempDir()
-	s, err := Open(dir, []time.Duration{size}, DefaultKeep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Hour).UnixNano()
-	for w := range 3 * windowsPerPartition {
-		if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, []time.Duration{size}, DefaultKeep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	var victim string
 	for _, l := range s.dbs[size].lanes {
 		for _, g := range l.closed {
@@ -174,4 +138,31 @@ func TestRemovedGenerationIsAnError(t *testing.T) {
 	if _, err := os.Stat(victim); err == nil {
 		t.Errorf("the query made %s anew", victim)
 	}
+}
+
+// reopenedWithWindows writes n consecutive 10-second windows of one
+// series, starting a day ago at t0, closes the store and opens it again
+// (closed when the test ends).
+func reopenedWithWindows(t *testing.T, n int) (*Store, int64) {
+	t.Helper()
+	size := 10 * time.Second
+	dir := t.TempDir()
+	s, err := Open(dir, []time.Duration{size}, DefaultKeep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Hour).UnixNano()
+	for w := range n {
+		if err := s.Put([]Row{wrow("s", size, t0+int64(w)*int64(size), 1, float64(w))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, []time.Duration{size}, DefaultKeep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, t0
 }
